@@ -1,0 +1,40 @@
+"""The ``tagtrain`` command: thin wrappers that parse arguments, call one function, render.
+
+Every command takes ``--data DIR`` (default ``./tagtrain-data`` or ``$TAGTRAIN_DATA``) and most take
+``--json`` (one JSON object on stdout). Errors are one sentence on stderr; the exit code is 2 for bad
+input (including an import where some files were rejected) and 1 for anything else.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tagtrain.cli import accounts, data
+from tagtrain.cli.common import DEFAULT_DATA, DataOpt, err, handled, settings_for
+
+app = typer.Typer(
+    help="tagtrain: gather, tag and train image classifiers on your own machine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data.register(app)
+accounts.register(app)
+
+
+@app.command()
+@handled
+def serve(
+    data_dir: DataOpt = DEFAULT_DATA,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Start the web app (the first visit creates the admin account)."""
+    import uvicorn
+
+    from tagtrain.server import create_app
+
+    settings = settings_for(data_dir, host=host, port=port)
+    err.print(f"tagtrain: serving {settings.data} on http://{host}:{port}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,6 @@
+"""Decode, validate, orient and thumbnail images: Pillow and numpy only (no torch)."""
+
+from tagtrain.media.decode import ImageInfo, ImageLimits, decode_image, to_rgb
+from tagtrain.media.thumbnail import make_thumbnail
+
+__all__ = ["ImageInfo", "ImageLimits", "decode_image", "make_thumbnail", "to_rgb"]

@@ -1,0 +1,114 @@
+"""Validate image bytes at the boundary and turn them into oriented RGB.
+
+An image is accepted only after a full decode: a file that is not an image, is empty, corrupt or
+truncated, declares more pixels than the bomb limit, or is wider/taller than the side limit is
+rejected with :class:`~tagtrain.errors.InvalidImage` naming the file. Unusual but valid encodings
+(CMYK, 16-bit, palette, alpha, grayscale, EXIF-rotated, animated) are accepted and converted for
+everything derived from them; the original bytes are never changed.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from tagtrain.errors import InvalidImage
+
+#: Formats we store. Pillow reads more (e.g. EPS, ICO) but they are not photos a camera produces.
+ACCEPTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",  # phone JPEGs with a second (depth/preview) frame
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    max_pixels: int = 100_000_000
+    max_side: int = 20_000
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What we record of an accepted image. ``width``/``height`` are after EXIF orientation."""
+
+    width: int
+    height: int
+    format: str
+    mime: str
+
+
+def decode_image(data: bytes, name: str, limits: ImageLimits) -> tuple[ImageInfo, Image.Image]:
+    """Fully decode ``data``; return its info and the oriented RGB picture, or raise InvalidImage."""
+    if not data:
+        raise InvalidImage(name, "the file is empty (0 bytes)")
+    img = _open_checked(data, name, limits)
+    fmt = img.format or ""
+    if fmt not in ACCEPTED_FORMATS:
+        raise InvalidImage(name, f"{fmt or 'this'} format is not accepted; use JPEG, PNG or WebP")
+    try:
+        img.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        reason = (
+            "the file is truncated" if "truncated" in str(exc) else f"corrupt image data ({exc})"
+        )
+        raise InvalidImage(name, reason) from exc
+    rgb = to_rgb(ImageOps.exif_transpose(img))
+    return ImageInfo(rgb.width, rgb.height, fmt, ACCEPTED_FORMATS[fmt]), rgb
+
+
+def _open_checked(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
+    """Open (header only) and check the declared size before any pixel is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidImage(name, f"decompression bomb refused ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage(name, "not an image (the bytes are no known image format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InvalidImage(name, f"corrupt image header ({exc})") from exc
+    width, height = img.size
+    if width <= 0 or height <= 0:
+        raise InvalidImage(name, f"declares an empty size {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise InvalidImage(
+            name,
+            f"decompression bomb refused: {width}x{height} is over the "
+            f"{limits.max_pixels:,}-pixel limit",
+        )
+    if max(width, height) > limits.max_side:
+        raise InvalidImage(name, f"{width}x{height} is over the {limits.max_side}-pixel side limit")
+    return img
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return _high_depth_to_rgb(img)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
+    """16-bit and float grayscale: scale to 8 bits (Pillow's own convert would clip to white)."""
+    arr = np.asarray(img, dtype=np.float64)
+    scale = 1.0 if img.mode == "F" else (257.0 if arr.max(initial=0) > 255 else 1.0)
+    eight = np.clip(arr / scale, 0, 255).astype(np.uint8)
+    return Image.fromarray(eight, mode="L").convert("RGB")

@@ -1,0 +1,93 @@
+"""Content-addressed blob store.
+
+:class:`BlobStore` is the interface; :class:`LocalBlobStore` keeps blobs on disk as
+``<root>/ab/cd/<key>``. An S3-compatible store can implement the same interface later.
+
+Writes are atomic: bytes go to a temp file in the target folder, are fsynced, then renamed over the
+final name, so a reader (or a process killed mid-write) never sees half a blob. Callers that record
+blobs in the database call :meth:`BlobStore.flush` before committing, so no row ever points at a
+blob whose rename the file system has not made durable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from tagtrain.errors import NotFound
+
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+_TMP_PREFIX = ".tmp-"
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def flush(self) -> None: ...
+
+
+class LocalBlobStore:
+    """Blobs on the local disk; keys are sha256 hex digests."""
+
+    def __init__(self, root: Path, suffix: str = "") -> None:
+        self.root = root
+        self.suffix = suffix
+        self._dirty_dirs: set[Path] = set()
+
+    def path(self, key: str) -> Path:
+        if not _KEY.match(key):
+            raise NotFound(f"no blob named {key!r}")
+        return self.root / key[:2] / key[2:4] / f"{key}{self.suffix}"
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key`` unless it is there already (content-addressed: same bytes)."""
+        final = self.path(key)
+        if final.is_file():
+            return
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._dirty_dirs.add(final.parent)
+
+    def flush(self) -> None:
+        """Make the renames since the last flush durable (one fsync per touched folder)."""
+        for folder in self._dirty_dirs:
+            fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        self._dirty_dirs.clear()
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise NotFound(f"blob {key} is missing from {self.root}") from exc
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files left by a process killed mid-write; returns how many went."""
+        removed = 0
+        for tmp in self.root.glob(f"*/*/{_TMP_PREFIX}*"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        return removed
