@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 
 from tagtrain import __version__
 from tagtrain.errors import TagtrainError, TooLarge, Unauthorized
+from tagtrain.server.api_docs import install_docs
 from tagtrain.server.routes import account, datasets, images, pages, tags
 from tagtrain.settings import Settings
 from tagtrain.store import Store, open_store
@@ -35,6 +36,9 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         version=__version__,
         description="Self-hosted, no-code image classification.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.store = store or open_store(settings)
@@ -42,6 +46,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (pages, images, tags, datasets, account):
         app.include_router(module.router)
+    install_docs(app)
     _install_error_handlers(app)
     _install_body_limit(app, settings)
     return app
