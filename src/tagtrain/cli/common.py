@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tagtrain.errors import BadInput, TagtrainError
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from tagtrain.store.tags import Selection
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per message, even when piped
 
 DataOpt = Annotated[
     Path,
@@ -54,12 +55,12 @@ def handled(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except TagtrainError as exc:
-            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
             raise typer.Exit(2 if exc.bad_input else 1) from exc
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(map(str, first["loc"])) or "input"
-            err.print(f"[red]error:[/red] {where}: {first['msg']}", highlight=False)
+            err.print(f"[red]error:[/red] {escape(where)}: {escape(first['msg'])}", highlight=False)
             raise typer.Exit(2) from exc
 
     return wrapper

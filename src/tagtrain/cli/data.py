@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tagtrain.cli.common import (
@@ -92,7 +93,9 @@ def import_(
         ),
     )
     for r in report.rejected:
-        err.print(f"[yellow]rejected[/yellow] {r.name}: {r.reason}", highlight=False)
+        err.print(
+            f"[yellow]rejected[/yellow] {escape(r.name)}: {escape(r.reason)}", highlight=False
+        )
     if report.rejected:
         raise typer.Exit(2)
 

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 
 from tagtrain.errors import BadInput
 from tagtrain.ingest.sources import Entry, Item, Rejection
+from tagtrain.store.tags import normalize_tag
 
 
 @dataclass
@@ -79,8 +80,13 @@ def _read_row(labels: LabelsCsv, rowno: int, line: bytes) -> None:
             )
         )
         return
-    tags = cells[1] if len(cells) == 2 else ""
-    labels.by_key[key] = tuple(t.strip() for t in tags.split(";") if t.strip())
+    raw_tags = cells[1] if len(cells) == 2 else ""
+    try:
+        tags = tuple(normalize_tag(t) for t in raw_tags.split(";") if t.strip())
+    except BadInput as exc:
+        labels.problems.append(Rejection(where, f"{exc.message}; the row is skipped"))
+        return
+    labels.by_key[key] = tags
     labels.row_of[key] = rowno
 
 

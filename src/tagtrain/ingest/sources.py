@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tagtrain.errors import UnsafeArchive
+from tagtrain.errors import BadInput, UnsafeArchive
 
 IMAGE_SUFFIXES = {
     ".jpg",
@@ -152,7 +153,9 @@ def _zip_entry(
         return Rejection(label, "path traversal refused (absolute path or '..' in the entry name)")
     if stat.S_ISLNK(info.external_attr >> 16):
         return Rejection(label, "symbolic links in archives are refused")
-    if parts[-1].startswith(".") or PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+    if not parts or parts[-1].startswith("."):
+        return None
+    if PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_SUFFIXES:
         return None
     if info.file_size > limits.max_file_bytes:
         return Rejection(label, _too_big(info.file_size, limits.max_file_bytes))
@@ -165,8 +168,12 @@ def _zip_entry(
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     # zipfile stops at the declared size and checks the CRC, so a lying header cannot
     # make us read more than the limit checked above.
-    with archive.open(info) as handle:
-        return handle.read(info.file_size + 1)
+    try:
+        with archive.open(info) as handle:
+            return handle.read(info.file_size + 1)
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, NotImplementedError, EOFError) as exc:
+        # CRC mismatch, encrypted entry, unknown compression, lying sizes: this entry only.
+        raise BadInput(f"unreadable archive entry ({exc})") from exc
 
 
 class _ViamAnnotation(BaseModel):

@@ -53,7 +53,9 @@ def decode_image(data: bytes, name: str, limits: ImageLimits) -> tuple[ImageInfo
     img = _open_checked(data, name, limits)
     fmt = img.format or ""
     if fmt not in ACCEPTED_FORMATS:
-        raise InvalidImage(name, f"{fmt or 'this'} format is not accepted; use JPEG, PNG or WebP")
+        raise InvalidImage(
+            name, f"{fmt or 'this'} format is not accepted; use JPEG, PNG, WebP, GIF, BMP or TIFF"
+        )
     try:
         img.load()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -69,9 +71,11 @@ def _open_checked(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
     """Open (header only) and check the declared size before any pixel is decoded."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow warns from ~89 Mpx on, below our own (configurable) limit checked below; its
+            # hard error (twice that) still stops a header that declares an absurd size.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise InvalidImage(name, f"decompression bomb refused ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise InvalidImage(name, "not an image (the bytes are no known image format)") from exc
@@ -107,8 +111,16 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 
 def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
-    """16-bit and float grayscale: scale to 8 bits (Pillow's own convert would clip to white)."""
+    """16-bit and float grayscale: scale to 8 bits (Pillow's own convert would clip to white).
+
+    ``I;16*`` samples are 16-bit by definition, so a dark 16-bit picture stays dark; for 32-bit
+    ``I`` (which older Pillow also gives for 16-bit PNGs) the range is guessed from the values."""
     arr = np.asarray(img, dtype=np.float64)
-    scale = 1.0 if img.mode == "F" else (257.0 if arr.max(initial=0) > 255 else 1.0)
+    if img.mode == "F":
+        scale = 1.0
+    elif img.mode.startswith("I;16"):
+        scale = 257.0
+    else:
+        scale = 257.0 if arr.max(initial=0) > 255 else 1.0
     eight = np.clip(arr / scale, 0, 255).astype(np.uint8)
     return Image.fromarray(eight, mode="L").convert("RGB")

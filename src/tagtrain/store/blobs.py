@@ -11,9 +11,11 @@ blob whose rename the file system has not made durable.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -52,7 +54,10 @@ class LocalBlobStore:
         final = self.path(key)
         if final.is_file():
             return
-        final.parent.mkdir(parents=True, exist_ok=True)
+        if not final.parent.is_dir():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            # New folders must reach the disk too: fsync their parents at the next flush.
+            self._dirty_dirs.update((final.parent.parent, self.root))
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
@@ -84,10 +89,14 @@ class LocalBlobStore:
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
 
-    def remove_stale_temp_files(self) -> int:
-        """Delete temp files left by a process killed mid-write; returns how many went."""
+    def remove_stale_temp_files(self, older_than_s: float = 3600) -> int:
+        """Delete temp files left by a process killed mid-write; returns how many went. Only old
+        ones: a younger temp file may belong to an import running right now."""
+        cutoff = time.time() - older_than_s
         removed = 0
         for tmp in self.root.glob(f"*/*/{_TMP_PREFIX}*"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
+            with contextlib.suppress(FileNotFoundError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    removed += 1
         return removed

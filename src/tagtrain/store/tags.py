@@ -15,8 +15,9 @@ from tagtrain.store.tables import ImageTag, Tag
 Selection = Select[int]
 
 MAX_TAG_LEN = 100
-# Letters, digits, space and a few separators; no ';' or ',' (the CSV formats use them).
-_TAG_OK = re.compile(r"^[\w][\w .:/+\-]*$")
+# Any printable text but the separators of the CSV formats (';' ',') and path slashes (tags
+# appear in URLs), so folder names like "Bottles (green)" or "Mom's" work as tags.
+_TAG_BAD = re.compile(r"[;,/\\\x00-\x1f\x7f]")
 
 
 def normalize_tag(raw: str) -> str:
@@ -26,11 +27,8 @@ def normalize_tag(raw: str) -> str:
         raise BadInput("a tag name cannot be empty")
     if len(name) > MAX_TAG_LEN:
         raise BadInput(f"tag {name[:20]!r}... is longer than {MAX_TAG_LEN} characters")
-    if not _TAG_OK.match(name):
-        raise BadInput(
-            f"tag {name!r} has characters a tag cannot hold; "
-            "use letters, digits, spaces and . : / + - _"
-        )
+    if _TAG_BAD.search(name):
+        raise BadInput(f"tag {name!r} cannot hold ';', ',', slashes or control characters")
     return name
 
 
