@@ -14,7 +14,7 @@ from skimage import data
 
 from tagtrain.errors import NotFound
 from tagtrain.media import model_input, model_inputs
-from tagtrain.train import (
+from tagtrain.train.backbone import (
     BACKBONES,
     DEFAULT_BACKBONE,
     Backbone,

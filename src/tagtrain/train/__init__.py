@@ -1,21 +1,5 @@
-"""Training: backbone, augmentation, head/fine-tune loops, splits, metrics, jobs (torch)."""
+"""Training: backbone, augmentation, head/fine-tune loops, splits, jobs (torch).
 
-from tagtrain.train.backbone import (
-    BACKBONES,
-    DEFAULT_BACKBONE,
-    Backbone,
-    BackboneSpec,
-    EfficientNetLite0,
-    UInt8Normalize,
-    get_backbone,
-)
-
-__all__ = [
-    "BACKBONES",
-    "DEFAULT_BACKBONE",
-    "Backbone",
-    "BackboneSpec",
-    "EfficientNetLite0",
-    "UInt8Normalize",
-    "get_backbone",
-]
+Deliberately empty: import the module you need (``tagtrain.train.backbone``...), so that light
+processes such as the worker's supervisor can import ``tagtrain.train.worker`` without torch.
+"""
