@@ -31,7 +31,7 @@ def trashnet_photos(n: int) -> list[Path]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data=tmp_path / "data")
+    return Settings(data=tmp_path / "data", worker=False)
 
 
 @pytest.fixture

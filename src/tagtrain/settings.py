@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     max_zip_entries: int = Field(default=100_000, gt=0)
     max_zip_bytes: int = Field(default=8 * 1024 * MiB, gt=0, description="Total uncompressed.")
 
+    worker: bool = Field(default=True, description="Run a training worker beside the web app.")
+    worker_poll_s: float = Field(default=1.0, gt=0)
+    train_time_budget_s: float = Field(default=20.0, gt=0, description="Fine-tune budget.")
+
     session_max_age_s: int = Field(default=14 * 24 * 3600, gt=0)
     secure_cookies: bool = False
 
@@ -46,3 +50,11 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.data / "blobs"
+
+    @property
+    def package_dir(self) -> Path:
+        return self.data / "packages"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data / "cache"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from tagtrain.errors import BadInput, TagtrainError
 from tagtrain.settings import Settings
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from tagtrain.store.filters import ImageFilter
     from tagtrain.store.tags import Selection
 
-out = Console()
+out = Console(markup=False, highlight=False)  # names print verbatim, '[x]' included
 err = Console(stderr=True, soft_wrap=True)  # one line per message, even when piped
 
 DataOpt = Annotated[
@@ -66,6 +68,14 @@ def handled(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def pass_data_down(ctx: typer.Context, data: Path) -> None:
+    """``tagtrain tags --data D delete x``: a group's --data reaches its subcommand, whose own
+    --data option falls back to $TAGTRAIN_DATA (click reads it after this callback ran)."""
+    source = ctx.get_parameter_source("data")  # typer vendors click: compare by name
+    if source is not None and source.name == "COMMANDLINE":
+        os.environ["TAGTRAIN_DATA"] = str(data)
+
+
 def settings_for(data: Path, **overrides: Any) -> Settings:
     return Settings(data=data, **overrides)
 
@@ -93,7 +103,7 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*map(str, row))
+        table.add_row(*(Text(str(cell)) for cell in row))
     out.print(table)
 
 

@@ -27,6 +27,7 @@ from tagtrain.cli.common import (
     image_filter,
     opened,
     out,
+    pass_data_down,
     print_table,
     settings_for,
 )
@@ -155,6 +156,7 @@ def images(
 def tags(ctx: typer.Context, data: DataOpt = DEFAULT_DATA, as_json: JsonOpt = False) -> None:
     """List tags with their image counts."""
     if ctx.invoked_subcommand is not None:
+        pass_data_down(ctx, data)
         return
     from tagtrain.store.tags import list_tags
 
@@ -257,6 +259,7 @@ def tags_delete(name: str, data: DataOpt = DEFAULT_DATA) -> None:
 def datasets(ctx: typer.Context, data: DataOpt = DEFAULT_DATA, as_json: JsonOpt = False) -> None:
     """List datasets with their image counts."""
     if ctx.invoked_subcommand is not None:
+        pass_data_down(ctx, data)
         return
     from tagtrain.store.datasets import list_datasets, stats
 

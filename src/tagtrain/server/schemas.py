@@ -95,11 +95,14 @@ class Selection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ids: list[int] | None = Field(default=None, max_length=MAX_IDS)
     filter: ImageFilter | None = None
+    all: bool = Field(default=False, description="Required with an empty filter (every image).")
 
     @model_validator(mode="after")
     def _one(self) -> Self:
         if (self.ids is None) == (self.filter is None):
             raise ValueError("give exactly one of 'ids' or 'filter'")
+        if self.filter == ImageFilter() and not self.all:
+            raise ValueError('an empty filter matches every image; send "all": true to mean that')
         return self
 
 

@@ -27,6 +27,8 @@ def normalize_tag(raw: str) -> str:
         raise BadInput("a tag name cannot be empty")
     if len(name) > MAX_TAG_LEN:
         raise BadInput(f"tag {name[:20]!r}... is longer than {MAX_TAG_LEN} characters")
+    if name in (".", ".."):
+        raise BadInput(f"tag {name!r} cannot be used: it is a path segment in URLs")
     if _TAG_BAD.search(name):
         raise BadInput(f"tag {name!r} cannot hold ';', ',', slashes or control characters")
     return name
@@ -114,7 +116,9 @@ def merge_tags(session: Session, sources: Sequence[str], into: str) -> int:
         sid = tag_id(session, name)
         if sid == target:
             continue
-        moved += add_tags(session, select(ImageTag.image_id).where(ImageTag.tag_id == sid), [into])
+        moved += add_tags(
+            session, select(ImageTag.image_id.label("id")).where(ImageTag.tag_id == sid), [into]
+        )
         session.execute(delete(Tag).where(Tag.id == sid))
     return moved
 

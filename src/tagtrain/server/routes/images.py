@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -94,7 +95,7 @@ async def upload_images(
     tags: Annotated[list[str] | None, Form(description="Tags for every file.")] = None,
     dataset: Annotated[str | None, Form()] = None,
     tags_from_folders: Annotated[bool, Form()] = False,
-) -> UploadResult:
+) -> UploadResult | JSONResponse:
     """Store every valid file; the answer lists each rejected one with its reason. The type is
     sniffed from the bytes; a zip archive is expanded (folder names can become tags)."""
     limits, image_limits = limits_from(settings)
@@ -107,22 +108,24 @@ async def upload_images(
     )
     entries = [e for f in files for e in _upload_entries(f, limits)]
     report = await run_in_threadpool(import_entries, store, entries, options, image_limits)
-    return UploadResult.of(report)
+    result = UploadResult.of(report)
+    if report.rejected and not report.image_ids:  # nothing went in: say so in the status too
+        return JSONResponse(result.model_dump(mode="json"), status_code=422)
+    return result
 
 
 def _upload_entries(upload: UploadFile, limits: Limits) -> Iterator[Entry]:
     name = upload.filename or "upload"
-    size = upload.size if upload.size is not None else 0
-    if size > limits.max_file_bytes:
-        yield Rejection(
-            name, f"{size:,} bytes is over the {limits.max_file_bytes:,}-byte upload limit"
-        )
-        return
     stream = upload.file
     stream.seek(0)
-    head = stream.read(4)
+    is_zip = stream.read(4) == ZIP_MAGIC
     stream.seek(0)
-    if head == ZIP_MAGIC:
+    size = upload.size if upload.size is not None else 0
+    limit = limits.max_zip_bytes if is_zip else limits.max_file_bytes
+    if size > limit:
+        yield Rejection(name, f"{size:,} bytes is over the {limit:,}-byte upload limit")
+        return
+    if is_zip:
         try:
             yield from from_zip(open_zip(stream, name), name, limits)
         except Exception as exc:  # a corrupt archive is one rejection, not a failed batch
