@@ -476,3 +476,17 @@ def test_upload_where_every_file_is_rejected_is_422_with_reasons(api: TestClient
     body = res.json()
     assert body["added"] == 0
     assert {r["name"] for r in body["rejected"]} == {"a.jpg", "b.png"}
+
+
+def test_missing_thumbnail_is_made_again_from_the_original(api: TestClient, store: Store) -> None:
+    photo = trashnet_photos(1)[0]
+    res = api.post(
+        "/api/v1/images", files=[("files", (photo.name, photo.read_bytes(), "image/jpeg"))]
+    )
+    image_id = res.json()["image_ids"][0]
+    sha = api.get(f"/api/v1/images/{image_id}").json()["sha256"]
+    store.thumbnails.delete(sha)
+    again = api.get(f"/api/v1/images/{image_id}/thumbnail")
+    assert again.status_code == 200
+    assert again.content[:2] == b"\xff\xd8"
+    assert store.thumbnails.exists(sha)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -84,18 +84,35 @@ def import_entries(
             ds_store.get_or_create(session, options.dataset)
     with ThreadPoolExecutor(max_workers=options.threads) as pool:
         prepare = _Preparer(store, options, limits)
+        pending: list[Future[_Ready | Rejection]] = []
+        pending_size = 0
         for chunk in _chunks(iter(entries), CHUNK):
-            items = [e for e in chunk if isinstance(e, Item)]
             report.rejected += [e for e in chunk if isinstance(e, Rejection)]
-            results = list(pool.map(prepare, items))
-            ready = [r for r in results if isinstance(r, _Ready)]
-            report.rejected += [r for r in results if isinstance(r, Rejection)]
-            store.originals.flush()
-            store.thumbnails.flush()
-            _record(store, ready, options, report)
-            if progress:
-                progress(len(chunk))
+            # Queue this chunk before recording the previous one, so the threads keep decoding
+            # while the main thread waits on fsync and SQLite.
+            queued = [pool.submit(prepare, e) for e in chunk if isinstance(e, Item)]
+            _finish(store, pending, options, report)
+            if progress and pending_size:
+                progress(pending_size)
+            pending, pending_size = queued, len(chunk)
+        _finish(store, pending, options, report)
+        if progress and pending_size:
+            progress(pending_size)
     return report
+
+
+def _finish(
+    store: Store,
+    futures: list[Future[_Ready | Rejection]],
+    options: ImportOptions,
+    report: ImportReport,
+) -> None:
+    """Wait for one chunk, make its blobs durable, then record its rows in one transaction."""
+    results = [f.result() for f in futures]
+    report.rejected += [r for r in results if isinstance(r, Rejection)]
+    store.originals.flush()
+    store.thumbnails.flush()
+    _record(store, [r for r in results if isinstance(r, _Ready)], options, report)
 
 
 def _check_options(options: ImportOptions) -> None:
@@ -120,7 +137,9 @@ class _Preparer:
         try:
             tags = self._tags(item)
             data = item.read()
-            info, rgb = decode_image(data, item.name, self.limits)
+            info, rgb = decode_image(
+                data, item.name, self.limits, draft_box=self.options.thumbnail_size
+            )
             sha = hashlib.sha256(data).hexdigest()
             self.store.thumbnails.put(sha, make_thumbnail(rgb, self.options.thumbnail_size))
             self.store.originals.put(sha, data)

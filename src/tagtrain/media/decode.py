@@ -10,10 +10,10 @@ everything derived from them; the original bytes are never changed.
 from __future__ import annotations
 
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tagtrain.errors import InvalidImage
@@ -46,8 +46,16 @@ class ImageInfo:
     mime: str
 
 
-def decode_image(data: bytes, name: str, limits: ImageLimits) -> tuple[ImageInfo, Image.Image]:
-    """Fully decode ``data``; return its info and the oriented RGB picture, or raise InvalidImage."""
+def decode_image(
+    data: bytes, name: str, limits: ImageLimits, *, draft_box: int | None = None
+) -> tuple[ImageInfo, Image.Image]:
+    """Fully decode ``data``; return its info and the oriented RGB picture, or raise InvalidImage.
+
+    With ``draft_box``, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still
+    covers a ``draft_box`` square fit: libjpeg reads and entropy-decodes every coefficient of the
+    file, so corrupt and truncated data fail exactly as in a full decode, but the inverse transform
+    runs at the lower resolution. ``ImageInfo`` always reports the full size.
+    """
     if not data:
         raise InvalidImage(name, "the file is empty (0 bytes)")
     img = _open_checked(data, name, limits)
@@ -56,6 +64,10 @@ def decode_image(data: bytes, name: str, limits: ImageLimits) -> tuple[ImageInfo
         raise InvalidImage(
             name, f"{fmt or 'this'} format is not accepted; use JPEG, PNG, WebP, GIF, BMP or TIFF"
         )
+    width, height = img.size
+    if draft_box and fmt in ("JPEG", "MPO"):
+        scale = min(1.0, draft_box / max(width, height))
+        img.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
     try:
         img.load()
     except (OSError, SyntaxError, ValueError) as exc:
@@ -63,8 +75,10 @@ def decode_image(data: bytes, name: str, limits: ImageLimits) -> tuple[ImageInfo
             "the file is truncated" if "truncated" in str(exc) else f"corrupt image data ({exc})"
         )
         raise InvalidImage(name, reason) from exc
-    rgb = to_rgb(ImageOps.exif_transpose(img))
-    return ImageInfo(rgb.width, rgb.height, fmt, ACCEPTED_FORMATS[fmt]), rgb
+    oriented = ImageOps.exif_transpose(img)
+    if oriented.size != img.size:  # rotated by a quarter turn
+        width, height = height, width
+    return ImageInfo(width, height, fmt, ACCEPTED_FORMATS[fmt]), to_rgb(oriented)
 
 
 def _open_checked(data: bytes, name: str, limits: ImageLimits) -> Image.Image:
@@ -115,6 +129,8 @@ def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
 
     ``I;16*`` samples are 16-bit by definition, so a dark 16-bit picture stays dark; for 32-bit
     ``I`` (which older Pillow also gives for 16-bit PNGs) the range is guessed from the values."""
+    import numpy as np  # noqa: PLC0415 (a rare path: keeps numpy out of every import's start-up)
+
     arr = np.asarray(img, dtype=np.float64)
     if img.mode == "F":
         scale = 1.0

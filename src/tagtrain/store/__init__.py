@@ -40,7 +40,8 @@ def open_store(settings: Settings) -> Store:
     engine = make_engine(settings.db_url)
     migrate(engine)
     originals = LocalBlobStore(settings.blob_dir)
-    thumbnails = LocalBlobStore(settings.data / "thumbnails", suffix=".jpg")
+    # Thumbnails are derived: made again from the original when missing, so no fsync for them.
+    thumbnails = LocalBlobStore(settings.data / "thumbnails", suffix=".jpg", durable=False)
     for blobs in (originals, thumbnails):
         blobs.remove_stale_temp_files()
     return Store(engine, session_factory(engine), originals, thumbnails)

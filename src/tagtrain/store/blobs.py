@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
@@ -36,10 +37,14 @@ class BlobStore(Protocol):
 class LocalBlobStore:
     """Blobs on the local disk; keys are sha256 hex digests."""
 
-    def __init__(self, root: Path, suffix: str = "") -> None:
+    def __init__(self, root: Path, suffix: str = "", *, durable: bool = True) -> None:
+        """``durable=False`` skips the fsyncs, for derived blobs (thumbnails) that can be made
+        again from the original: they are still written atomically, never half-visible."""
         self.root = root
         self.suffix = suffix
+        self.durable = durable
         self._dirty_dirs: set[Path] = set()
+        self._lock = threading.Lock()  # writer threads add folders while flush() drains them
 
     def path(self, key: str) -> Path:
         if not _KEY.match(key):
@@ -56,29 +61,36 @@ class LocalBlobStore:
             return
         if not final.parent.is_dir():
             final.parent.mkdir(parents=True, exist_ok=True)
-            # New folders must reach the disk too: fsync their parents at the next flush.
-            self._dirty_dirs.update((final.parent.parent, self.root))
+            if self.durable:  # new folders must reach the disk too: fsync their parents
+                self._mark_dirty(final.parent.parent, self.root)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if self.durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self._dirty_dirs.add(final.parent)
+        if self.durable:
+            self._mark_dirty(final.parent)
+
+    def _mark_dirty(self, *folders: Path) -> None:
+        with self._lock:
+            self._dirty_dirs.update(folders)
 
     def flush(self) -> None:
-        """Make the renames since the last flush durable (one fsync per touched folder)."""
-        for folder in self._dirty_dirs:
+        """Make every rename finished before this call durable (one fsync per touched folder)."""
+        with self._lock:
+            folders, self._dirty_dirs = self._dirty_dirs, set()
+        for folder in folders:
             fd = os.open(folder, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        self._dirty_dirs.clear()
 
     def get(self, key: str) -> bytes:
         try:

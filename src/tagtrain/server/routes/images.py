@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tagtrain.ingest import ImportOptions, Item, Rejection, import_entries, limits_from
 from tagtrain.ingest.sources import Entry, Limits, from_zip, open_zip
+from tagtrain.ingest.thumbnails import thumbnail_bytes
 from tagtrain.server.deps import CurrentUser, SettingsDep, StoreDep
 from tagtrain.server.schemas import (
     Count,
@@ -185,11 +186,14 @@ def original(store: StoreDep, _user: CurrentUser, image_id: int) -> Response:
 
 
 @router.get("/{image_id}/thumbnail", response_class=Response)
-def thumbnail(store: StoreDep, _user: CurrentUser, image_id: int) -> Response:
-    """A JPEG of about 256 px, oriented."""
+def thumbnail(
+    store: StoreDep, settings: SettingsDep, _user: CurrentUser, image_id: int
+) -> Response:
+    """A JPEG of about 256 px, oriented (made again from the original if it went missing)."""
     with store.transaction() as session:
         img = image_store.get(session, image_id)
-    return _blob_response(store.thumbnails.get(img.sha256), "image/jpeg", img.sha256)
+    data = thumbnail_bytes(store, img.sha256, settings.thumbnail_size)
+    return _blob_response(data, "image/jpeg", img.sha256)
 
 
 def _blob_response(data: bytes, mime: str, sha: str) -> Response:
