@@ -75,7 +75,8 @@ def from_path(path: Path, limits: Limits, stack: ExitStack) -> Iterator[Entry]:
     elif path.suffix.lower() == ".jsonl":
         yield from from_jsonl(path, limits)
     else:
-        yield _file_item(path, path.name, None, limits)
+        # An explicitly named file takes its folder name too: `import cats/*.jpg --tags-from-folders`
+        yield _file_item(path, path.name, path.resolve().parent.name or None, limits)
 
 
 def from_folder(root: Path, limits: Limits) -> Iterator[Entry]:

@@ -1,0 +1,1 @@
+"""Curation: dataset health now; embeddings, similar images and label-issue ranking later."""
