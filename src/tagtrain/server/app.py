@@ -15,8 +15,19 @@ from fastapi.templating import Jinja2Templates
 
 from tagtrain import __version__
 from tagtrain.errors import TagtrainError, TooLarge, Unauthorized
+from tagtrain.jobs.runner import LocalWorkerRunner, NoRunner
 from tagtrain.server.api_docs import install_docs
-from tagtrain.server.routes import account, datasets, images, pages, tags
+from tagtrain.server.routes import (
+    account,
+    browse,
+    data_pages,
+    dataset_pages,
+    datasets,
+    images,
+    jobs,
+    pages,
+    tags,
+)
 from tagtrain.settings import Settings
 from tagtrain.store import Store, open_store
 
@@ -28,8 +39,13 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        app.state.store.close()
+        runner = app.state.runner
+        runner.start()
+        try:
+            yield
+        finally:
+            runner.stop()
+            app.state.store.close()
 
     app = FastAPI(
         title="tagtrain",
@@ -42,9 +58,10 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store or open_store(settings)
+    app.state.runner = LocalWorkerRunner(settings) if settings.worker else NoRunner()
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (pages, images, tags, datasets, account):
+    for module in (pages, data_pages, dataset_pages, browse, images, tags, datasets, account, jobs):
         app.include_router(module.router)
     install_docs(app)
     _install_error_handlers(app)
@@ -70,7 +87,8 @@ def _sentence(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
         where = " ".join(str(p) for p in err.get("loc", ()) if p != "body")
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
     return "; ".join(parts) or "the request is not valid"
 
 

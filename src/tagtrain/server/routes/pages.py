@@ -1,4 +1,5 @@
-"""Web pages: first-run setup, login, logout and the app shell.
+"""Web pages: first-run setup, login and logout. The app's own pages live in ``data_pages`` and
+``dataset_pages``.
 
 Forms are CSRF-protected: before login by a double-submit cookie (a random token in a cookie that
 the form must repeat), after login by the session's own token.
@@ -11,10 +12,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from tagtrain.errors import Forbidden, TagtrainError
 from tagtrain.server.deps import SESSION_COOKIE, SettingsDep, StoreDep, optional_user
+from tagtrain.server.routes.web import needs_setup, render
 from tagtrain.store import users as user_store
 from tagtrain.store.tables import User
 
@@ -23,19 +24,10 @@ PRE_CSRF_COOKIE = "tagtrain_csrf"
 MaybeUser = Annotated[User | None, Depends(optional_user)]
 
 
-def templates(request: Request) -> Jinja2Templates:
-    t: Jinja2Templates = request.app.state.templates
-    return t
-
-
-def _render(request: Request, name: str, status: int = 200, **context: object) -> HTMLResponse:
-    return templates(request).TemplateResponse(request, name, context, status_code=status)
-
-
 def _form_page(request: Request, name: str, status: int = 200, **context: object) -> Response:
     """A page with a pre-login form: reuse or set the double-submit CSRF cookie."""
     token = request.cookies.get(PRE_CSRF_COOKIE) or secrets.token_urlsafe(24)
-    response = _render(request, name, status, csrf_token=token, **context)
+    response = render(request, name, status, csrf_token=token, **context)
     response.set_cookie(PRE_CSRF_COOKIE, token, httponly=True, samesite="strict")
     return response
 
@@ -46,11 +38,6 @@ def _check_pre_csrf(request: Request, sent: str) -> None:
         raise Forbidden("the form expired; reload the page and try again")
 
 
-def _needs_setup(store: StoreDep) -> bool:
-    with store.transaction() as session:
-        return user_store.user_count(session) == 0
-
-
 @router.get("/healthz")
 def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -58,7 +45,7 @@ def healthz() -> dict[str, str]:
 
 @router.get("/setup", response_class=HTMLResponse)
 def setup_page(request: Request, store: StoreDep) -> Response:
-    if not _needs_setup(store):
+    if not needs_setup(store):
         return RedirectResponse("/login", status_code=303)
     return _form_page(request, "setup.html")
 
@@ -88,7 +75,7 @@ def setup_submit(
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, store: StoreDep, user: MaybeUser) -> Response:
-    if _needs_setup(store):
+    if needs_setup(store):
         return RedirectResponse("/setup", status_code=303)
     if user is not None:
         return RedirectResponse("/", status_code=303)
@@ -143,12 +130,3 @@ def logout(request: Request, store: StoreDep, csrf_token: Annotated[str, Form()]
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE)
     return response
-
-
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, store: StoreDep, user: MaybeUser) -> Response:
-    if _needs_setup(store):
-        return RedirectResponse("/setup", status_code=303)
-    if user is None:
-        return RedirectResponse("/login", status_code=303)
-    return _render(request, "data.html", user=user, csrf_token=request.state.csrf_token)
