@@ -3,22 +3,25 @@
 :class:`BlobStore` is the interface; :class:`LocalBlobStore` keeps blobs on disk as
 ``<root>/ab/cd/<key>``. An S3-compatible store can implement the same interface later.
 
-Writes are atomic: bytes go to a temp file in the target folder, are fsynced, then renamed over the
-final name, so a reader (or a process killed mid-write) never sees half a blob. Callers that record
-blobs in the database call :meth:`BlobStore.flush` before committing, so no row ever points at a
-blob whose rename the file system has not made durable.
+Writes are atomic: bytes go to a temp file in the target folder, then are renamed over the final
+name, so a reader (or a process killed mid-write) never sees half a blob. Callers that record blobs
+in the database call :meth:`BlobStore.flush` before committing: it makes every write so far durable
+with one ``syncfs`` of the blob file system (one journal commit for a whole batch; an fsync per file
+and folder cost ~10 ms an image here), so no row ever points at a blob the disk does not hold.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from tagtrain.errors import NotFound
 
@@ -34,6 +37,27 @@ class BlobStore(Protocol):
     def flush(self) -> None: ...
 
 
+def sync_filesystem(path: Path) -> None:
+    """Flush the file system holding ``path`` to disk: Linux ``syncfs``, else ``sync``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if _syncfs is None or _syncfs(fd) != 0:
+            os.sync()
+    finally:
+        os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return cast(Callable[[int], int], libc.syncfs)
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_syncfs = _load_syncfs()
+
+
 class LocalBlobStore:
     """Blobs on the local disk; keys are sha256 hex digests."""
 
@@ -43,8 +67,7 @@ class LocalBlobStore:
         self.root = root
         self.suffix = suffix
         self.durable = durable
-        self._dirty_dirs: set[Path] = set()
-        self._lock = threading.Lock()  # writer threads add folders while flush() drains them
+        self._written = threading.Event()  # set by writer threads, cleared by flush()
 
     def path(self, key: str) -> Path:
         if not _KEY.match(key):
@@ -55,42 +78,29 @@ class LocalBlobStore:
         return self.path(key).is_file()
 
     def put(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key`` unless it is there already (content-addressed: same bytes)."""
+        """Store ``data`` under ``key`` unless it is there already (content-addressed: same bytes).
+        A file of the wrong size under the name (a power cut before its flush) is written again."""
         final = self.path(key)
-        if final.is_file():
-            return
-        if not final.parent.is_dir():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if self.durable:  # new folders must reach the disk too: fsync their parents
-                self._mark_dirty(final.parent.parent, self.root)
+        with contextlib.suppress(FileNotFoundError):
+            if final.stat().st_size == len(data):
+                return
+        final.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                if self.durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
             os.replace(tmp, final)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        if self.durable:
-            self._mark_dirty(final.parent)
-
-    def _mark_dirty(self, *folders: Path) -> None:
-        with self._lock:
-            self._dirty_dirs.update(folders)
+        self._written.set()
 
     def flush(self) -> None:
-        """Make every rename finished before this call durable (one fsync per touched folder)."""
-        with self._lock:
-            folders, self._dirty_dirs = self._dirty_dirs, set()
-        for folder in folders:
-            fd = os.open(folder, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        """Make every write finished before this call durable (a no-op when not durable)."""
+        if not self.durable or not self._written.is_set():
+            return
+        self._written.clear()
+        sync_filesystem(self.root)
 
     def get(self, key: str) -> bytes:
         try:
