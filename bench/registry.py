@@ -38,6 +38,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "bench.list_page:run",
             "GET /api/v1/images?tag=X&limit=100 with 100k images stored",
         ),
+        Benchmark(
+            "inference",
+            "bench.inference:run",
+            "one JPEG -> classifications through the runtime, fp32 and int8, vs a bare session",
+        ),
     )
 }
 

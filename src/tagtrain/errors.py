@@ -9,10 +9,12 @@ renders them in one handler and the CLI prints ``message`` on stderr and exits 2
     ├── BadInput (400)            the request or file is wrong; fix it and retry
     │   ├── InvalidImage (422)    a file is not an acceptable image (names the file and the reason)
     │   ├── UnsafeArchive (422)   a zip tries path traversal, links, or exceeds limits
+    │   ├── PackageError (422)    a model package is incomplete, tampered with, or fails its checks
     │   └── TooLarge (413)        an upload exceeds the size limit
     ├── Unauthorized (401)        no valid session or key
     ├── Forbidden (403)           authenticated, but not allowed
     ├── NotFound (404)
+    ├── Cancelled (409)           a training job stopped because someone canceled it
     └── Conflict (409)            the change clashes with what is stored (e.g. a name in use)
 """
 
@@ -49,6 +51,19 @@ class UnsafeArchive(BadInput):
     status = 422
 
 
+class PackageError(BadInput):
+    """A model package (or one about to be written) that must not be used: a file missing, changed
+    since ``manifest.json`` recorded its sha256, unparseable, with the wrong tensor names or
+    layout, or whose outputs differ from the golden ones. ``name`` is the file (path) at fault."""
+
+    status = 422
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
 class TooLarge(BadInput):
     status = 413
 
@@ -61,6 +76,12 @@ class Unauthorized(TagtrainError):
 class Forbidden(TagtrainError):
     status = 403
     bad_input = True
+
+
+class Cancelled(TagtrainError):
+    """Work stopped on request (a canceled training job); nothing half-done is kept."""
+
+    status = 409
 
 
 class NotFound(TagtrainError):

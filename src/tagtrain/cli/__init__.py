@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tagtrain.cli import accounts, data
+from tagtrain.cli import accounts, data, models
 from tagtrain.cli.common import DEFAULT_DATA, DataOpt, err, handled, settings_for
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 data.register(app)
 accounts.register(app)
+models.register(app)
 
 
 @app.command()

@@ -25,6 +25,8 @@ from tagtrain.server.routes import (
     datasets,
     images,
     jobs,
+    model_pages,
+    models,
     pages,
     tags,
 )
@@ -61,7 +63,20 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.runner = LocalWorkerRunner(settings) if settings.worker else NoRunner()
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (pages, data_pages, dataset_pages, browse, images, tags, datasets, account, jobs):
+    routers = (
+        pages,
+        data_pages,
+        dataset_pages,
+        browse,
+        images,
+        tags,
+        datasets,
+        account,
+        jobs,
+        models,
+        model_pages,
+    )
+    for module in routers:
         app.include_router(module.router)
     install_docs(app)
     _install_error_handlers(app)
