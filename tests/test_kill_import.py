@@ -178,4 +178,5 @@ def test_sigkill_during_import_keeps_the_store_consistent(tmp_path: Path) -> Non
 
 def _run_json(src: Path, data: Path) -> tuple[int, dict[str, Any], str]:
     res = cli("import", src, "--data", data, "--tag", TAG, "--json")
+    assert res.stdout.strip(), f"no JSON on stdout (exit {res.returncode}); stderr: {res.stderr}"
     return res.returncode, json.loads(res.stdout), res.stderr

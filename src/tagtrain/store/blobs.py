@@ -37,6 +37,19 @@ class BlobStore(Protocol):
     def flush(self) -> None: ...
 
 
+def _writer_alive(temp_name: str) -> bool:
+    pid = temp_name.removeprefix(_TMP_PREFIX).split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # not ours to judge by pid: the age rule decides
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def sync_filesystem(path: Path) -> None:
     """Flush the file system holding ``path`` to disk: Linux ``syncfs``, else ``sync``."""
     fd = os.open(path, os.O_RDONLY)
@@ -85,7 +98,8 @@ class LocalBlobStore:
             if final.stat().st_size == len(data):
                 return
         final.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
+        # The writer's pid is in the name, so a later run can tell a dead writer's leftovers.
+        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=final.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -112,13 +126,13 @@ class LocalBlobStore:
         self.path(key).unlink(missing_ok=True)
 
     def remove_stale_temp_files(self, older_than_s: float = 3600) -> int:
-        """Delete temp files left by a process killed mid-write; returns how many went. Only old
-        ones: a younger temp file may belong to an import running right now."""
+        """Delete temp files left by a process killed mid-write; returns how many went. A temp
+        file whose writer is still alive is left alone unless it is older than ``older_than_s``."""
         cutoff = time.time() - older_than_s
         removed = 0
         for tmp in self.root.glob(f"*/*/{_TMP_PREFIX}*"):
             with contextlib.suppress(FileNotFoundError):
-                if tmp.stat().st_mtime < cutoff:
+                if not _writer_alive(tmp.name) or tmp.stat().st_mtime < cutoff:
                     tmp.unlink()
                     removed += 1
         return removed
