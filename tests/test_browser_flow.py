@@ -131,7 +131,7 @@ def test_empty_install_to_labeled_dataset(page: Page, live: LiveServer, tmp_path
 
     # A dataset: create it, fill it from the data tab, read its counts and warnings.
     go_tab(page, "Datasets")
-    page.get_by_label("Name").fill("trash-sorting")
+    page.get_by_label("Name", exact=True).fill("trash-sorting")
     page.get_by_role("button", name="Create dataset").click()
     expect(page).to_have_url(re.compile(r"/datasets/trash-sorting$"))
     expect(page.locator("#warnings")).to_contain_text("The dataset is empty")
@@ -250,7 +250,7 @@ def test_phone_width_flow(phone: Page, live: LiveServer) -> None:
     expect(page.locator("#warnings")).to_contain_text("Fewer than 10 images")
     assert_fits_width(page)
     shot(page, "phone-04-dataset", full_page=True)
-    page.get_by_label("Name").fill("phone set 2")
+    page.get_by_label("Name", exact=True).fill("phone set 2")
     page.get_by_role("button", name="Save").tap()
     expect(page).to_have_url(re.compile(r"/datasets/phone%20set%202$"))
     page.get_by_role("button", name="Delete dataset…").tap()

@@ -61,7 +61,7 @@ def test_api_errors_show_in_the_page(page: Page, live: LiveServer) -> None:
     # A dataset name in use: the API's 409 sentence appears as a toast.
     for _ in range(2):
         go_tab(page, "Datasets")
-        page.get_by_label("Name").fill("twice")
+        page.get_by_label("Name", exact=True).fill("twice")
         page.get_by_role("button", name="Create dataset").click()
         page.wait_for_load_state()
     expect(page.get_by_role("alert").last).to_have_text(
