@@ -62,9 +62,10 @@ class LiveServer:
 
 
 @contextmanager
-def serve(data: Path) -> Iterator[LiveServer]:
-    """Serve a fresh app over ``data`` on a free 127.0.0.1 port until the block ends."""
-    settings = Settings(data=data, worker=False)
+def serve(data: Path, *, worker: bool = False) -> Iterator[LiveServer]:
+    """Serve a fresh app over ``data`` on a free 127.0.0.1 port until the block ends; with
+    ``worker`` the app runs its training worker process beside it, as ``tagtrain serve`` does."""
+    settings = Settings(data=data, worker=worker)
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,4 +1,5 @@
-"""The app's pages: the data tab, the image view (keyboard labeling), Models, Machines, Account.
+"""The app's pages: the data tab, the image view (keyboard labeling), Machines, Account (Models
+and the training pages are in ``model_pages``).
 
 The pages are shells rendered here; the small ES modules in ``static/`` fill them from the REST API.
 """
@@ -71,11 +72,6 @@ def image_view(request: Request, store: StoreDep, user: PageUser, image_id: int)
     except TagtrainError as exc:
         return render_error(request, user, exc)
     return render(request, "image.html", user=user, tab="data", image_id=image_id)
-
-
-@router.get("/models", response_class=HTMLResponse)
-def models_page(request: Request, user: PageUser) -> Response:
-    return render(request, "models.html", user=user, tab="models")
 
 
 @router.get("/machines", response_class=HTMLResponse)
