@@ -51,9 +51,7 @@ def client(settings: Settings, store: Store) -> Iterator[TestClient]:
 @pytest.fixture
 def api_token(store: Store) -> str:
     with store.transaction() as session:
-        user = user_store.create_user(
-            session, username=ADMIN[0], password=ADMIN[1], is_admin=True
-        )
+        user = user_store.create_user(session, username=ADMIN[0], password=ADMIN[1], is_admin=True)
         _key, token = user_store.create_api_key(session, user=user, name="tests")
     return token
 

@@ -21,8 +21,8 @@ from tagtrain.train.backbone import (
     EfficientNetLite0,
     UInt8Normalize,
     get_backbone,
+    lite0_weights_path,
 )
-from tagtrain.train.backbone import lite0_weights_path
 
 CATS = {281, 282, 283, 285}  # tabby, tiger cat, Persian cat, Egyptian cat
 COFFEE = {504, 967, 968}  # coffee mug, espresso, cup

@@ -29,9 +29,7 @@ class LocalWorkerRunner:
         env = dict(os.environ, TAGTRAIN_DATA=str(self.settings.data))
         if self.settings.database_url:
             env["TAGTRAIN_DATABASE_URL"] = self.settings.database_url
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "tagtrain.train.worker"], env=env
-        )
+        self._proc = subprocess.Popen([sys.executable, "-m", "tagtrain.train.worker"], env=env)
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

@@ -1,0 +1,90 @@
+"""Training settings: one frozen dataclass with defaults sized to the benchmark bar (300 photos
+trained and exported in 30 s on 2 CPU cores). Every field can be set per job (the job stores its
+overrides as JSON, so ``augment`` may also be given as a plain dict)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tagtrain.errors import BadInput
+from tagtrain.train.augment import AugmentConfig
+from tagtrain.train.backbone import DEFAULT_BACKBONE
+from tagtrain.train.splits import Fractions
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    backbone: str = DEFAULT_BACKBONE
+    #: Views per training image: view 0 is the plain model input, views 1.. are augmented.
+    views: int = 2
+    #: Seconds the whole training may take; decoding and the views' features always run, the
+    #: optional fine-tuning stage only when what is left of the budget allows it.
+    time_budget_s: float = 24.0
+    seed: int = 0
+    label_smoothing: float = 0.1
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    #: Loss weight of an augmented view relative to the plain view (what serving sees).
+    augmented_weight: float = 0.3
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    #: Where the backbone is cut: its last ``top_units`` units form the fine-tunable top.
+    top_units: int = 3
+    #: Units whose pooled outputs feed the head beside the last unit's, counted back from the
+    #: last (1: the unit before it); at most ``top_units``, which is the trunk's output.
+    extra_taps: tuple[int, ...] = (1, 3)
+    finetune: bool = True
+    finetune_epochs: int = 8
+    finetune_min_epochs: int = 3
+    finetune_lr: float = 1e-4
+    finetune_head_lr: float = 1e-3
+    finetune_weight_decay: float = 1e-4
+    batch_size: int = 32
+    threads: int = 2
+    #: Near-duplicates: perceptual-hash distance in bits; bursts: seconds between frames.
+    near_duplicate_bits: int = 8
+    burst_s: float = 5.0
+    calibration_images: int = 64
+    golden_images: int = 4
+
+    def __post_init__(self) -> None:
+        """Check every setting; a bad one is :class:`BadInput` naming it (they come from jobs)."""
+        try:
+            if isinstance(self.augment, dict):
+                object.__setattr__(self, "augment", AugmentConfig(**_tuples(self.augment)))
+            if isinstance(self.extra_taps, list):
+                object.__setattr__(self, "extra_taps", tuple(self.extra_taps))
+            self._check()
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"invalid training setting: {exc}") from exc
+
+    def _check(self) -> None:
+        Fractions(self.val_fraction, self.test_fraction)
+        _at_least(self, views=1, top_units=1, batch_size=1, threads=1, finetune_epochs=1)
+        _at_least(self, finetune_min_epochs=1, calibration_images=1, golden_images=1)
+        if self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 < self.augmented_weight <= 1:
+            raise ValueError(f"augmented_weight must be in (0, 1], got {self.augmented_weight}")
+        if any(not 1 <= t <= self.top_units for t in self.extra_taps):
+            raise ValueError(f"extra_taps must be between 1 and top_units ({self.top_units})")
+
+    @property
+    def fractions(self) -> Fractions:
+        return Fractions(self.val_fraction, self.test_fraction)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+def _tuples(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+
+
+def _at_least(config: TrainConfig, **minimums: int) -> None:
+    for name, low in minimums.items():
+        if getattr(config, name) < low:
+            raise ValueError(f"{name} must be at least {low}, got {getattr(config, name)}")

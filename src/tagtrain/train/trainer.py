@@ -1,0 +1,509 @@
+"""``train()``: a snapshot in, a trained and evaluated classifier out (no store, no files but the
+embedding cache).
+
+The stages, each in its own module:
+
+1. **check** (:mod:`.examples`): refuse below the minimums, collect warnings.
+2. **prepare**: decode every image (:mod:`.images`), perceptual-hash it and extract the plain
+   view's features (:mod:`.embeddings`, cached per view).
+3. **split** (:mod:`.groups`, :mod:`.splits`): near-duplicates and bursts grouped, then
+   iteratively stratified train / validation / test.
+4. **features**: the augmented views (:mod:`.augment`) of training images, cached.
+5. **head** (:mod:`.head`): the L2 strength chosen on validation, then refitted on train +
+   validation.
+6. **finetune** (:mod:`.finetune`): only if allowed, and if the time budget left covers it; kept
+   only if it beats the head on validation.
+7. **evaluate**: the test split, touched here for the first time, through the final model
+   (:func:`tagtrain.package.metrics.report`); multi-label thresholds come from validation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import nn
+
+from tagtrain.errors import TagtrainError
+from tagtrain.media import model_input
+from tagtrain.package import metrics
+from tagtrain.train.augment import make_view
+from tagtrain.train.backbone import get_backbone
+from tagtrain.train.config import TrainConfig
+from tagtrain.train.embeddings import EmbeddingCache, ViewKey, run_batches, stack_features
+from tagtrain.train.examples import (
+    UNKNOWN,
+    Encoded,
+    Example,
+    TrainRequest,
+    check_request,
+    encode,
+)
+from tagtrain.train.features import Classifier, FeatureNet, Task, set_channels_last
+from tagtrain.train.finetune import FinetuneSettings, finetune, seconds_per_epoch
+from tagtrain.train.groups import group_ids, phash
+from tagtrain.train.head import HeadFit, fit_head, select_head
+from tagtrain.train.images import SnapshotImages
+from tagtrain.train.progress import Progress, ProgressEvent
+from tagtrain.train.splits import SPLITS, TRAIN, VAL, stratified_split
+
+__all__ = [
+    "UNKNOWN",
+    "Example",
+    "ProgressEvent",
+    "TrainConfig",
+    "TrainRequest",
+    "TrainResult",
+    "check_request",
+    "train",
+]
+
+Array = NDArray[Any]
+PARITY_TOLERANCE = 1e-4  # cached-feature path vs the exported module, on the golden inputs
+EVALUATE_RESERVE_S = 1.0  # budget kept back for evaluation after fine-tuning
+
+
+@dataclass
+class TrainResult:
+    """A trained classifier and its evaluation. ``model``: uint8 ``(N, H, W, 3)`` ->
+    probabilities ``(N, K)`` float32, eval mode, normalisation inside; ``labels``: its output
+    order (single-label may end with ``UNKNOWN``); ``metrics``: the report on the test split."""
+
+    model: nn.Module
+    task: Task
+    labels: tuple[str, ...]
+    thresholds: dict[str, Any]
+    metrics: dict[str, Any]
+    curves: list[dict[str, Any]]
+    splits: dict[str, list[int]]
+    test_predictions: list[dict[str, Any]]
+    calibration: NDArray[np.uint8]
+    golden: NDArray[np.uint8]
+    test_inputs: NDArray[np.uint8]
+    warnings: list[str]
+    backbone: str
+    seconds: float
+    #: What was chosen on validation and why (head strength, fine-tuning, groups found).
+    selection: dict[str, Any] = field(default_factory=dict)
+
+
+def train(
+    request: TrainRequest,
+    *,
+    load_image: Callable[[str], bytes],
+    cache_dir: Path,
+    config: TrainConfig,
+    progress: Callable[[ProgressEvent], None],
+    should_stop: Callable[[], bool],
+) -> TrainResult:
+    """Train a classifier on ``request`` (see the module docstring for the stages).
+
+    Raises :class:`~tagtrain.errors.BadInput` for a request below the minimums or an image that
+    cannot be read, and :class:`~tagtrain.errors.Cancelled` soon after ``should_stop()`` turns
+    true (it is asked between batches)."""
+    started = time.monotonic()
+    warnings = check_request(request)
+    run = _Run(request, encode(request), config, Progress(progress, should_stop), started)
+    run.load(load_image, cache_dir)
+    run.prepare()
+    run.split()
+    run.augmented_views()
+    run.fit_head()
+    run.maybe_finetune()
+    return run.result(warnings)
+
+
+class _Run:
+    """The state of one training as it moves through the stages."""
+
+    def __init__(
+        self,
+        request: TrainRequest,
+        data: Encoded,
+        config: TrainConfig,
+        progress: Progress,
+        started: float,
+    ) -> None:
+        self.request, self.data, self.config, self.progress = request, data, config, progress
+        self.started = started
+        self.task: Task = request.task
+        self.n = len(data.examples)
+        self.features: dict[ViewKey, Array] = {}
+        self.selection: dict[str, Any] = {}
+        self.curves: list[dict[str, Any]] = []
+
+    # --- stages ----------------------------------------------------------------------------------
+
+    def load(self, load_image: Callable[[str], bytes], cache_dir: Path) -> None:
+        torch.set_num_threads(self.config.threads)
+        torch.manual_seed(self.config.seed)
+        self.progress.step("prepare", 0, self.n, message="loading the backbone")
+        self.spec = get_backbone(self.config.backbone)
+        backbone = self.spec.create(pretrained=True)
+        last = len(backbone.units()) - 1
+        cut = last + 1 - self.config.top_units
+        taps = [last - t for t in self.config.extra_taps]
+        self.net = FeatureNet(backbone, cut=cut, taps=taps).eval()
+        set_channels_last(self.net, True)
+        self.normalize = self.spec.input_module()
+        self.cache = EmbeddingCache(
+            cache_dir,
+            backbone=self.spec.name,
+            net=self.net,
+            augment_digest=self.config.augment.digest(),
+        )
+        self.images = SnapshotImages(load_image, self.data.examples, self.spec.input_size)
+
+    def prepare(self) -> None:
+        """Perceptual hashes and plain-view features of every image (cached ones not decoded)."""
+        hashes: list[int] = [0] * self.n
+        size = self.spec.input_size
+
+        def inputs() -> Iterator[tuple[ViewKey, NDArray[np.uint8]]]:
+            for i, ex in enumerate(self.data.examples):
+                key = ViewKey(ex.sha256, 0)
+                known, feats = self.cache.load_phash(ex.sha256), self.cache.load_features(key)
+                if feats is not None:
+                    self.features[key] = feats
+                if known is None or feats is None:
+                    picture = self.images.picture(i)
+                    if known is None:
+                        known = phash(picture)
+                        self.cache.save_phash(ex.sha256, known)
+                    plain = model_input(picture, size)
+                    self.images.keep_plain(i, plain)
+                    if feats is None:
+                        yield key, plain
+                hashes[i] = known
+                if (i + 1) % self.config.batch_size == 0:
+                    self.progress.step("prepare", i + 1, self.n, message="decoding, plain views")
+
+        self.features |= self._extract(inputs())
+        self.progress.step("prepare", self.n, self.n, message="plain views done")
+        self.hashes = hashes
+
+    def split(self) -> None:
+        ex = self.data.examples
+        groups = group_ids(
+            self.hashes,
+            [e.machine for e in ex],
+            [e.captured_at for e in ex],
+            max_distance=self.config.near_duplicate_bits,
+            burst_s=self.config.burst_s,
+        )
+        labels = self.data.label_matrix()
+        self.assignment = stratified_split(labels, groups, self.config.fractions, self.config.seed)
+        self.index = {s: np.flatnonzero(self.assignment == k) for k, s in enumerate(SPLITS)}
+        sizes = np.bincount(groups)
+        self.selection["groups"] = {
+            "images_in_shared_groups": int(sizes[sizes > 1].sum()),
+            "shared_groups": int((sizes > 1).sum()),
+        }
+        empty = [
+            self.data.classes[k]
+            for k in range(labels.shape[1])
+            for s in (TRAIN, VAL)
+            if not labels[self.assignment == s, k].any()
+        ]
+        if empty:  # the minimums make this rare: only when groups are very large
+            raise TagtrainError(
+                f"could not spread {', '.join(sorted(set(empty)))} over training and validation; "
+                "add more images that are not near-duplicates of each other"
+            )
+        rng = np.random.default_rng(self.config.seed)
+        train_idx = self.index["train"]
+        k = min(self.config.calibration_images, train_idx.size)
+        self.calibration_idx = np.sort(rng.choice(train_idx, size=k, replace=False))
+        self.images.retain(set(self.index["test"].tolist()) | set(self.calibration_idx.tolist()))
+
+    def augmented_views(self) -> None:
+        views = range(1, self.config.views)
+        train_idx = self.index["train"]
+        total = int(train_idx.size)
+        if not views:
+            return
+
+        def inputs() -> Iterator[tuple[ViewKey, NDArray[np.uint8]]]:
+            for done, i in enumerate(train_idx, start=1):
+                sha = self.data.examples[i].sha256
+                missing = []
+                for v in views:
+                    key = ViewKey(sha, v)
+                    feats = self.cache.load_features(key)
+                    if feats is None:
+                        missing.append(key)
+                    else:
+                        self.features[key] = feats
+                if missing:
+                    picture = self.images.picture(int(i))
+                    for key in missing:
+                        yield key, self._view(picture, key)
+                if done % self.config.batch_size == 0:
+                    self.progress.step("features", done, total, message="augmented views")
+
+        self.features |= self._extract(inputs())
+        self.progress.step("features", total, total, message="augmented views done")
+
+    def fit_head(self) -> None:
+        train, val = self._train_rows(), self._rows(self.index["val"])
+        n_out = len(self.data.classes)
+
+        def on_fit(i: int, total: int, fit: HeadFit) -> None:
+            self.progress.step("head", i, total, loss=fit.val_loss, metric=fit.val_metric)
+
+        best = select_head(
+            train,
+            val,
+            task=self.task,
+            n_out=n_out,
+            label_smoothing=self.config.label_smoothing,
+            on_fit=on_fit,
+        )
+        self.curves += [row | {"c": best.c} for row in best.curve]
+        self.head_fit = best
+        self.val_head = best.head  # trained on train only: what validation judges
+        both = tuple(
+            np.concatenate([a, b]) for a, b in zip(train, (*val, np.ones(len(val[1]))), strict=True)
+        )
+        final = fit_head(
+            *both,
+            task=self.task,
+            n_out=n_out,
+            c=best.c,
+            label_smoothing=self.config.label_smoothing,
+        )
+        self.final_net, self.final_head = self.net, final.head
+        self.selection["head"] = {
+            "c": best.c,
+            "val_metric": best.val_metric,
+            "val_loss": best.val_loss,
+            "refit_on": "train+val",
+        }
+        self.selection["chosen"] = "head"
+
+    def maybe_finetune(self) -> None:
+        cfg = self.config
+        if not cfg.finetune:
+            self.selection["finetune"] = {"ran": False, "why": "turned off in the settings"}
+            return
+        train_keys = self._train_keys()
+        val_keys = [ViewKey(self.data.examples[i].sha256, 0) for i in self.index["val"]]
+        trunks = self._trunks(train_keys)
+        val_trunks = self._trunks(val_keys)
+        if trunks is None or val_trunks is None:
+            self.selection["finetune"] = {"ran": False, "why": "trunk outputs missing in cache"}
+            return
+        epoch_s = seconds_per_epoch(self.net, self.val_head, trunks, cfg.batch_size)
+        epoch_s += epoch_s * len(val_keys) / max(1, len(train_keys)) / 3  # validation pass
+        left = cfg.time_budget_s - (time.monotonic() - self.started) - EVALUATE_RESERVE_S
+        epochs = min(cfg.finetune_epochs, math.floor(left / epoch_s))
+        if epochs < cfg.finetune_min_epochs:
+            self.selection["finetune"] = {
+                "ran": False,
+                "why": f"time budget: {max(left, 0):.1f} s left, {epoch_s:.1f} s per epoch",
+            }
+            return
+        _, y, w = self._train_rows()
+        settings = FinetuneSettings(
+            epochs=epochs,
+            lr=cfg.finetune_lr,
+            head_lr=cfg.finetune_head_lr,
+            weight_decay=cfg.finetune_weight_decay,
+            batch_size=cfg.batch_size,
+            label_smoothing=cfg.label_smoothing,
+            seed=cfg.seed,
+        )
+
+        def on_batch(step: int, total: int, loss: float) -> None:
+            self.progress.step("finetune", step, total, loss=loss)
+
+        fit = finetune(
+            self.net,
+            self.val_head,
+            (trunks, y, w),
+            (val_trunks, self._rows(self.index["val"])[1]),
+            task=self.task,
+            settings=settings,
+            on_batch=on_batch,
+        )
+        self.curves += fit.curve
+        head_metric = self.head_fit.val_metric or 0.0
+        better = fit.epoch > 0 and fit.val_metric > head_metric
+        self.selection["finetune"] = {
+            "ran": True,
+            "epochs": epochs,
+            "best_epoch": fit.epoch,
+            "val_metric": fit.val_metric,
+            "val_loss": fit.val_loss,
+            "kept": better,
+        }
+        if better:
+            self.final_net, self.final_head = fit.net, fit.head
+            self.val_head = fit.head
+            self.selection["chosen"] = "finetune"
+
+    def result(self, warnings: list[str]) -> TrainResult:
+        self.progress.step("evaluate", 0, 1, message="evaluating on the test split")
+        model = Classifier(self.spec, self.final_net, self.final_head, self.task)
+        set_channels_last(model, False)
+        model.eval().requires_grad_(False)
+        thresholds = self._thresholds()
+        test_idx = self.index["test"]
+        test_probs = self._probabilities(test_idx)
+        test_inputs = np.stack([self.images.plain(int(i)) for i in test_idx])
+        golden = test_inputs[: self.config.golden_images]
+        self._check_parity(model, golden, test_probs[: len(golden)])
+        classes = self.data.classes
+        report = metrics.report(self.task, classes, self._targets(test_idx), test_probs, thresholds)
+        ids = [ex.image_id for ex in self.data.examples]
+        self.progress.step("evaluate", 1, 1, metric=_headline(report))
+        return TrainResult(
+            model=model,
+            task=self.task,
+            labels=classes,
+            thresholds=thresholds,
+            metrics=report,
+            curves=self.curves,
+            splits={s: [ids[i] for i in self.index[s]] for s in SPLITS},
+            test_predictions=self._predictions(test_idx, test_probs, thresholds),
+            calibration=np.stack([self.images.plain(int(i)) for i in self.calibration_idx]),
+            golden=golden,
+            test_inputs=test_inputs,
+            warnings=warnings,
+            backbone=self.spec.name,
+            seconds=time.monotonic() - self.started,
+            selection=self.selection,
+        )
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _extract(self, inputs: Iterator[tuple[ViewKey, NDArray[np.uint8]]]) -> dict[ViewKey, Array]:
+        return run_batches(
+            self.net,
+            self.normalize,
+            inputs,
+            cache=self.cache,
+            batch_size=self.config.batch_size,
+            on_batch=lambda _done: self.progress.check(),
+        )
+
+    def _view(self, picture: Any, key: ViewKey) -> NDArray[np.uint8]:
+        return make_view(
+            picture,
+            sha256=key.sha256,
+            view=key.view,
+            config=self.config.augment,
+            size=self.spec.input_size,
+        )
+
+    def _targets(self, idx: NDArray[np.int64]) -> Array:
+        return np.asarray(self.data.targets)[idx]
+
+    def _train_keys(self) -> list[ViewKey]:
+        return [
+            ViewKey(self.data.examples[i].sha256, v)
+            for v in range(self.config.views)
+            for i in self.index["train"]
+        ]
+
+    def _train_rows(self) -> tuple[Array, Array, Array]:
+        """Features, targets and weights of every view of every training image."""
+        keys = self._train_keys()
+        idx = np.tile(self.index["train"], self.config.views)
+        weights = np.where(
+            np.repeat(np.arange(self.config.views), self.index["train"].size) == 0,
+            1.0,
+            self.config.augmented_weight,
+        )
+        return stack_features(keys, self.features), self._targets(idx), weights
+
+    def _rows(self, idx: NDArray[np.int64]) -> tuple[Array, Array]:
+        keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
+        return stack_features(keys, self.features), self._targets(idx)
+
+    def _trunks(self, keys: list[ViewKey]) -> torch.Tensor | None:
+        arrays = [self.cache.load_trunk(k) for k in keys]
+        if any(a is None for a in arrays):
+            return None
+        return torch.from_numpy(np.stack([a for a in arrays if a is not None]))
+
+    def _probabilities(self, idx: NDArray[np.int64]) -> Array:
+        """Probabilities of the final model on the plain views of ``idx``, from the cache."""
+        keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
+        with torch.inference_mode():
+            if self.final_net is self.net:
+                feats = torch.from_numpy(stack_features(keys, self.features))
+            else:
+                trunks = self._trunks(keys)
+                if trunks is None:
+                    raise TagtrainError("the embedding cache lost entries during training")
+                feats = self.final_net.top(trunks)
+            logits = self.final_head(feats)
+            probs = torch.sigmoid(logits) if self.task == "multi_label" else logits.softmax(1)
+        return probs.double().numpy()
+
+    def _thresholds(self) -> dict[str, Any]:
+        if self.task == "single_label":
+            return {"default": 0.0, "per_label": {}}
+        val_idx = self.index["val"]
+        x, y = self._rows(val_idx)
+        with torch.inference_mode():
+            if self.val_head is self.head_fit.head:
+                probs = torch.sigmoid(self.val_head(torch.from_numpy(x))).double().numpy()
+            else:  # the fine-tuned model won on validation
+                probs = self._probabilities(val_idx)
+        chosen = metrics.best_f1_thresholds(y, probs)
+        return {
+            "default": metrics.DEFAULT_THRESHOLD,
+            "per_label": {
+                label: float(t) for label, t in zip(self.data.classes, chosen, strict=True)
+            },
+        }
+
+    def _check_parity(self, model: nn.Module, golden: NDArray[np.uint8], want: Array) -> None:
+        with torch.inference_mode():
+            got = model(torch.from_numpy(golden)).double().numpy()
+        diff = float(np.abs(got - want).max()) if got.size else 0.0
+        if diff > PARITY_TOLERANCE:
+            raise TagtrainError(
+                f"internal error: the trained model and its cached features disagree by {diff:.2e}"
+            )
+
+    def _predictions(
+        self, idx: NDArray[np.int64], probs: Array, thresholds: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        classes = self.data.classes
+        cut = metrics.label_thresholds(classes, thresholds)
+        out = []
+        for row, i in enumerate(idx):
+            target = np.asarray(self.data.targets)[i]
+            if self.task == "single_label":
+                true = [classes[int(target)]]
+                predicted = [classes[int(probs[row].argmax())]]
+            else:
+                true = [c for c, t in zip(classes, target, strict=True) if t]
+                predicted = [c for c, p, t in zip(classes, probs[row], cut, strict=True) if p >= t]
+            out.append(
+                {
+                    "image_id": self.data.examples[i].image_id,
+                    "true": true,
+                    "predicted": predicted,
+                    "correct": sorted(true) == sorted(predicted),
+                    "probabilities": {
+                        c: float(p) for c, p in zip(classes, probs[row], strict=True)
+                    },
+                }
+            )
+        return out
+
+
+def _headline(report: dict[str, Any]) -> float | None:
+    value = report.get("accuracy", report.get("map"))
+    return float(value) if value is not None else None
