@@ -110,7 +110,9 @@ async function loadLabels() {
   }
   labels = names.slice(0, 9);
   $("keys-source").textContent = labels.length ? source : "";
-  $("keys-input").value = labels.join(", ");
+  const keysInput = $("keys-input");
+  // Never overwrite what a person is typing (this runs again after every image loads).
+  if (document.activeElement !== keysInput) keysInput.value = labels.join(", ");
 }
 
 async function editTags(add, remove) {
@@ -204,10 +206,15 @@ $("add-dataset").addEventListener("submit", (e) => {
   input.value = "";
   if (name) queue(() => join(name));
 });
-$("keys-input").addEventListener("change", (e) => {
+function applyKeyLabels(value) {
   const q = new URLSearchParams(location.search);
-  q.set("labels", e.target.value.split(",").map(cleanTag).filter(Boolean).join(","));
-  location.search = q.toString();
+  q.set("labels", value.split(",").map(cleanTag).filter(Boolean).join(","));
+  if (q.toString() !== location.search.slice(1)) location.search = q.toString();
+}
+$("keys-input").addEventListener("change", (e) => applyKeyLabels(e.target.value));
+// Enter (a phone keyboard's "Go") applies the list even where no change event fires.
+$("keys-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter") applyKeyLabels(e.target.value);
 });
 const one = $("one-label");
 one.checked = localStorage.getItem("tagtrain.oneLabel") !== "false";
