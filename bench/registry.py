@@ -39,6 +39,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "GET /api/v1/images?tag=X&limit=100 with 100k images stored",
         ),
         Benchmark(
+            "training",
+            "bench.training:run",
+            "train + export on trashnet beside a probe and a full fine-tune; coco mAP",
+        ),
+        Benchmark(
             "inference",
             "bench.inference:run",
             "one JPEG -> classifications through the runtime, fp32 and int8, vs a bare session",

@@ -124,7 +124,7 @@ def _crop_box(
     grow = abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))
     w, h = w * grow, h * grow
     shrink = min(1.0, width / w, height / h)  # keep the grown region inside the picture
-    w, h = w * shrink, h * shrink
+    w, h = min(width, w * shrink), min(height, h * shrink)  # min: float rounding
     left = rng.uniform(0, width - w)
     top = rng.uniform(0, height - h)
     return (left, top, left + w, top + h)

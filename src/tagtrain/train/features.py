@@ -15,7 +15,7 @@ exported: uint8 ``(N, H, W, 3)`` in, probabilities ``(N, K)`` out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -28,18 +28,23 @@ from tagtrain.train.backbone import Backbone, BackboneSpec, EfficientNetLite0
 Task = Literal["single_label", "multi_label"]
 
 
-def unit_functions(backbone: Backbone) -> list[Callable[[Tensor], Tensor]]:
-    """How to run each of ``backbone.units()``, in order (input to output)."""
+def unit_count(backbone: Backbone) -> int:
+    return len(backbone.units())
+
+
+def run_unit(backbone: Backbone, i: int, x: Tensor) -> Tensor:
+    """Run unit ``i`` of ``backbone.units()`` (input to output) on ``x``.
+
+    Looked up on the module each call (never captured in a closure), so a deep copy of a
+    :class:`FeatureNet` runs, and trains, its own weights."""
     if isinstance(backbone, EfficientNetLite0):
         b = backbone
-
-        def stem(x: Tensor) -> Tensor:
+        if i == 0:
             return F.relu6(b._bn0(b._conv_stem(x)))
-
-        def head(x: Tensor) -> Tensor:
+        if i == len(b._blocks) + 1:
             return F.relu6(b._bn1(b._conv_head(x)))
-
-        return [stem, *(block.__call__ for block in b._blocks), head]
+        out: Tensor = b._blocks[i - 1](x)
+        return out
     raise TagtrainError(f"no trunk/top split is defined for {type(backbone).__name__}")
 
 
@@ -49,8 +54,8 @@ class FeatureNet(nn.Module):
     def __init__(self, backbone: Backbone, *, cut: int, taps: Sequence[int]) -> None:
         super().__init__()
         self.backbone = backbone
-        self._units = unit_functions(backbone)
-        last = len(self._units) - 1
+        self.n_units = unit_count(backbone)
+        last = self.n_units - 1
         taps = sorted(set(taps) | {last})
         if not 0 < cut <= last:
             raise ValueError(f"cut must be between 1 and {last}, got {cut}")
@@ -63,15 +68,15 @@ class FeatureNet(nn.Module):
 
     def trunk(self, x: Tensor) -> Tensor:
         """Normalised ``(N, 3, H, W)`` -> the trunk output (input of unit ``cut``)."""
-        for run in self._units[: self.cut]:
-            x = run(x)
+        for i in range(self.cut):
+            x = run_unit(self.backbone, i, x)
         return x
 
     def top(self, x: Tensor) -> Tensor:
         """Trunk output -> ``(N, feature_dim)`` pooled features of the tap units."""
         tapped = [x] if self.taps[0] == self.cut - 1 else []
-        for i in range(self.cut, len(self._units)):
-            x = self._units[i](x)
+        for i in range(self.cut, self.n_units):
+            x = run_unit(self.backbone, i, x)
             if i in self.taps:
                 tapped.append(x)
         # Pool only after the last unit: in the exported graph every pooling then comes after
@@ -85,7 +90,7 @@ class FeatureNet(nn.Module):
 
     def top_parameters(self) -> list[nn.Parameter]:
         """Freeze the trunk and return the (trainable) parameters of the top."""
-        return self.backbone.freeze_all_but_top(len(self._units) - self.cut)
+        return self.backbone.freeze_all_but_top(self.n_units - self.cut)
 
 
 def _unit_channels(backbone: Backbone) -> list[int]:
@@ -95,8 +100,8 @@ def _unit_channels(backbone: Backbone) -> list[int]:
         channels = []
         was_training = backbone.training
         backbone.eval()
-        for run in unit_functions(backbone):
-            x = run(x)
+        for i in range(unit_count(backbone)):
+            x = run_unit(backbone, i, x)
             channels.append(int(x.shape[1]))
         backbone.train(was_training)
     return channels

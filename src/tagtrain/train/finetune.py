@@ -93,7 +93,7 @@ def finetune(
         opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
     )
     gen = torch.Generator().manual_seed(settings.seed)
-    start_loss, start_metric = _validate(net, head, val, task, settings.label_smoothing)
+    start_loss, start_metric = _validate(net, head, val, task)
     best = FinetuneFit(copy.deepcopy(net), copy.deepcopy(head), 0, start_loss, start_metric)
     best.curve.append(
         {"phase": "finetune", "epoch": 0, "train_loss": None}
@@ -116,7 +116,7 @@ def finetune(
             step += 1
             running += loss.item() * len(idx)
             on_batch(step, total, loss.item())
-        val_loss, metric = _validate(net, head, val, task, settings.label_smoothing)
+        val_loss, metric = _validate(net, head, val, task)
         best.curve.append(
             {"phase": "finetune", "epoch": epoch, "train_loss": running / len(trunks)}
             | {"val_loss": val_loss, "val_metric": metric}
@@ -130,12 +130,13 @@ def finetune(
 
 
 def _validate(
-    net: FeatureNet, head: nn.Linear, val: tuple[Tensor, Array], task: Task, smoothing: float
+    net: FeatureNet, head: nn.Linear, val: tuple[Tensor, Array], task: Task
 ) -> tuple[float, float]:
+    """(loss without smoothing, metric) on validation, comparable with the head's."""
     trunks, y = val
     net.eval()
     with torch.inference_mode():
         logits = head(net.top(trunks))
-        loss = float(loss_fn(task, smoothing)(logits, _targets(task, y, torch.float32)).mean())
+        loss = float(loss_fn(task, 0.0)(logits, _targets(task, y, torch.float32)).mean())
         probs = probabilities(task, logits).double().numpy()
     return loss, val_metric(task, y, probs)

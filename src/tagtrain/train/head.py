@@ -35,7 +35,8 @@ Array = NDArray[Any]
 
 ROUNDS = 12  # L-BFGS rounds (the "epochs" of the head's curve) at most
 ITERS_PER_ROUND = 25
-C_GRID = (3.0, 10.0, 30.0, 100.0)  # for unit-norm feature blocks (see features.py)
+DEFAULT_C = 10.0  # for unit-norm feature blocks (see features.py)
+C_GRID = (3.0, 10.0, 30.0, 100.0)
 
 
 @dataclass
@@ -155,7 +156,7 @@ def _fit_head(
         train_loss = float(opt.step(objective).detach())  # type: ignore[no-untyped-call]
         fit.curve.append({"phase": "head", "epoch": round_, "train_loss": train_loss})
         if val is not None:
-            fit.val_loss, fit.val_metric = evaluate(head, val, task, label_smoothing)
+            fit.val_loss, fit.val_metric = evaluate(head, val, task)
             fit.curve[-1] |= {"val_loss": fit.val_loss, "val_metric": fit.val_metric}
         if on_round is not None:
             on_round(round_, train_loss)
@@ -166,14 +167,13 @@ def _fit_head(
     return fit
 
 
-def evaluate(
-    head: nn.Linear, data: tuple[Array, Array], task: Task, label_smoothing: float
-) -> tuple[float, float]:
-    """(mean loss, validation metric) of a head on ``(x, y)``."""
+def evaluate(head: nn.Linear, data: tuple[Array, Array], task: Task) -> tuple[float, float]:
+    """(mean loss, validation metric) of a head on ``(x, y)``; the loss without smoothing, so
+    that it compares across models trained with different smoothing."""
     x, y = data
     with torch.no_grad():
         logits = head(torch.from_numpy(np.asarray(x)).to(head.weight.dtype))
-        loss = float(loss_fn(task, label_smoothing)(logits, _targets(task, y, logits.dtype)).mean())
+        loss = float(loss_fn(task, 0.0)(logits, _targets(task, y, logits.dtype)).mean())
         probs = probabilities(task, logits).double().numpy()
     return loss, val_metric(task, y, probs)
 

@@ -146,7 +146,7 @@ class _Run:
         torch.manual_seed(self.config.seed)
         self.progress.step("prepare", 0, self.n, message="loading the backbone")
         self.spec = get_backbone(self.config.backbone)
-        backbone = self.spec.create(pretrained=True)
+        backbone = self.spec.create(pretrained=True).requires_grad_(False)
         last = len(backbone.units()) - 1
         cut = last + 1 - self.config.top_units
         taps = [last - t for t in self.config.extra_taps]
@@ -263,7 +263,8 @@ class _Run:
             val,
             task=self.task,
             n_out=n_out,
-            label_smoothing=self.config.label_smoothing,
+            label_smoothing=self.config.head_label_smoothing,
+            grid=self.config.head_c,
             on_fit=on_fit,
         )
         self.curves += [row | {"c": best.c} for row in best.curve]
@@ -277,7 +278,7 @@ class _Run:
             task=self.task,
             n_out=n_out,
             c=best.c,
-            label_smoothing=self.config.label_smoothing,
+            label_smoothing=self.config.head_label_smoothing,
         )
         self.final_net, self.final_head = self.net, final.head
         self.selection["head"] = {
@@ -292,6 +293,14 @@ class _Run:
         cfg = self.config
         if not cfg.finetune:
             self.selection["finetune"] = {"ran": False, "why": "turned off in the settings"}
+            return
+        n_val = int(self.index["val"].size)
+        if n_val < cfg.finetune_min_val_images:
+            self.selection["finetune"] = {
+                "ran": False,
+                "why": f"the validation split ({n_val} images) is too small to tell whether "
+                f"fine-tuning helps (at least {cfg.finetune_min_val_images} needed)",
+            }
             return
         train_keys = self._train_keys()
         val_keys = [ViewKey(self.data.examples[i].sha256, 0) for i in self.index["val"]]
@@ -334,8 +343,17 @@ class _Run:
             on_batch=on_batch,
         )
         self.curves += fit.curve
+        # Kept only if clearly better on validation: at least one more validation image right
+        # (or 1 point of mAP) and a lower loss. The head it competes with is then refitted on
+        # train + validation, a gain the fine-tuned model (trained on train only) forgoes.
         head_metric = self.head_fit.val_metric or 0.0
-        better = fit.epoch > 0 and fit.val_metric > head_metric
+        head_loss = self.head_fit.val_loss if self.head_fit.val_loss is not None else math.inf
+        margin = max(1 / max(1, self.index["val"].size), 0.01)
+        better = (
+            fit.epoch > 0
+            and fit.val_metric >= head_metric + margin - 1e-9
+            and fit.val_loss < head_loss
+        )
         self.selection["finetune"] = {
             "ran": True,
             "epochs": epochs,
@@ -351,17 +369,17 @@ class _Run:
 
     def result(self, warnings: list[str]) -> TrainResult:
         self.progress.step("evaluate", 0, 1, message="evaluating on the test split")
+        thresholds = self._thresholds()
+        test_idx = self.index["test"]
+        test_probs = self._probabilities(test_idx, self.final_head)
+        classes = self.data.classes
+        report = metrics.report(self.task, classes, self._targets(test_idx), test_probs, thresholds)
         model = Classifier(self.spec, self.final_net, self.final_head, self.task)
         set_channels_last(model, False)
         model.eval().requires_grad_(False)
-        thresholds = self._thresholds()
-        test_idx = self.index["test"]
-        test_probs = self._probabilities(test_idx)
         test_inputs = np.stack([self.images.plain(int(i)) for i in test_idx])
         golden = test_inputs[: self.config.golden_images]
         self._check_parity(model, golden, test_probs[: len(golden)])
-        classes = self.data.classes
-        report = metrics.report(self.task, classes, self._targets(test_idx), test_probs, thresholds)
         ids = [ex.image_id for ex in self.data.examples]
         self.progress.step("evaluate", 1, 1, metric=_headline(report))
         return TrainResult(
@@ -434,8 +452,9 @@ class _Run:
             return None
         return torch.from_numpy(np.stack([a for a in arrays if a is not None]))
 
-    def _probabilities(self, idx: NDArray[np.int64]) -> Array:
-        """Probabilities of the final model on the plain views of ``idx``, from the cache."""
+    def _probabilities(self, idx: NDArray[np.int64], head: nn.Linear) -> Array:
+        """Probabilities of the final network with ``head`` on the plain views of ``idx``,
+        computed from the cache."""
         keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
         with torch.inference_mode():
             if self.final_net is self.net:
@@ -445,7 +464,7 @@ class _Run:
                 if trunks is None:
                     raise TagtrainError("the embedding cache lost entries during training")
                 feats = self.final_net.top(trunks)
-            logits = self.final_head(feats)
+            logits = head(feats)
             probs = torch.sigmoid(logits) if self.task == "multi_label" else logits.softmax(1)
         return probs.double().numpy()
 
@@ -458,7 +477,7 @@ class _Run:
             if self.val_head is self.head_fit.head:
                 probs = torch.sigmoid(self.val_head(torch.from_numpy(x))).double().numpy()
             else:  # the fine-tuned model won on validation
-                probs = self._probabilities(val_idx)
+                probs = self._probabilities(val_idx, self.final_head)
         chosen = metrics.best_f1_thresholds(y, probs)
         return {
             "default": metrics.DEFAULT_THRESHOLD,
