@@ -43,6 +43,7 @@ from tagtrain.train.splits import Fractions, stratified_split
 from tagtrain.train.trainer import Example, TrainConfig, TrainRequest, TrainResult, train
 
 TEST_PER_CLASS = 10  # of 50: a stratified 80/20 split
+RESPLITS = 5
 TIME_BAR = Bar("<=", 30)
 COCO = DATASETS / "coco_multilabel"
 SIZE = 224
@@ -67,19 +68,22 @@ class Photo:
 
 def run() -> list[Row]:
     torch.set_num_threads(2)
-    return single_label_rows() + multi_label_rows()
+    return single_label_rows() + resplit_rows() + multi_label_rows()
 
 
 # --- single-label ------------------------------------------------------------------------------
 
 
-def trashnet_split() -> tuple[list[Photo], list[Photo]]:
-    """The fixed stratified 80/20 split of trashnet (seeded per class, stable across runs)."""
+def trashnet_split(k: int = 0) -> tuple[list[Photo], list[Photo]]:
+    """Fixed stratified 80/20 split number ``k`` of trashnet (seeded per class, stable across
+    runs); split 0 is the benchmark's."""
     train_part: list[Photo] = []
     test_part: list[Photo] = []
     for cls, files in trashnet_by_class().items():
         order = list(files)
-        random.Random(f"bench-training-{cls}").shuffle(order)
+        random.Random(f"bench-training-{cls}" if k == 0 else f"bench-training-{k}-{cls}").shuffle(
+            order
+        )
         test_part += [Photo(p, (cls,)) for p in order[:TEST_PER_CLASS]]
         train_part += [Photo(p, (cls,)) for p in order[TEST_PER_CLASS:]]
     return train_part, test_part
@@ -242,6 +246,44 @@ def peer_finetune(
     with torch.inference_mode():
         logits = head(backbone.forward_features(normalize(torch.from_numpy(test_inputs))))
     return metrics.accuracy(test_y, logits.argmax(dim=1).numpy()), seconds
+
+
+def resplit_rows() -> list[Row]:
+    """Accuracy over several fixed splits: one split's 60 test photos put a standard error of
+    ~4.5 points on an accuracy near 85%, so one split's bar is decided by an image or two; the
+    mean over RESPLITS splits says more. tagtrain (default settings, no export) against the
+    probe; the full fine-tune is too slow to repeat and never the better peer here."""
+    all_photos = [p for split in trashnet_split() for p in split]
+    classes = tuple(sorted({p.tags[0] for p in all_photos}))
+    features = dict(zip(all_photos, pooled_features(inputs_of(all_photos)), strict=True))
+    ours, probe = [], []
+    with temp_dir("training-resplit") as tmp:
+        for k in range(RESPLITS):
+            train_photos, test_photos = trashnet_split(k)
+            test_y = np.array([classes.index(p.tags[0]) for p in test_photos])
+            result = train_ours(train_photos, "single_label", classes, tmp)  # shared cache
+            ours.append(
+                metrics.accuracy(test_y, predict(result.model, inputs_of(test_photos)).argmax(1))
+            )
+            y = np.array([classes.index(p.tags[0]) for p in train_photos])
+            fit = LogisticRegression(max_iter=2000).fit(
+                np.stack([features[p] for p in train_photos]), y
+            )
+            probe.append(
+                metrics.accuracy(test_y, fit.predict(np.stack([features[p] for p in test_photos])))
+            )
+    mean_ours, mean_probe = float(np.mean(ours)), float(np.mean(probe))
+    return [
+        Row(
+            f"trashnet test accuracy, mean of {RESPLITS} fixed 80/20 splits",
+            100 * mean_ours,
+            "%",
+            bar=Bar(">=", 100 * mean_probe),
+            peer=100 * mean_probe,
+            peer_is="(a) frozen-backbone logistic-regression probe, same splits",
+            details={"ours": ours, "probe": probe},
+        )
+    ]
 
 
 # --- multi-label -------------------------------------------------------------------------------

@@ -66,8 +66,9 @@ class TrainConfig:
         try:
             if isinstance(self.augment, dict):
                 object.__setattr__(self, "augment", AugmentConfig(**_tuples(self.augment)))
-            if isinstance(self.extra_taps, list):
-                object.__setattr__(self, "extra_taps", tuple(self.extra_taps))
+            for name in ("extra_taps", "head_c"):  # JSON gives lists
+                if isinstance(getattr(self, name), list):
+                    object.__setattr__(self, name, tuple(getattr(self, name)))
             self._check()
         except (TypeError, ValueError) as exc:
             raise BadInput(f"invalid training setting: {exc}") from exc

@@ -123,10 +123,8 @@ def run_batches(
     batch: list[NDArray[np.uint8]] = []
 
     def flush() -> None:
-        x = normalize(torch.from_numpy(np.stack(batch))).contiguous(
-            memory_format=torch.channels_last
-        )
         with torch.inference_mode():
+            x = normalize(torch.from_numpy(np.stack(batch)))
             trunk = net.trunk(x)
             feats = net.top(trunk)
         trunk_np = trunk.contiguous().numpy()

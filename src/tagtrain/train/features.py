@@ -15,12 +15,14 @@ exported: uint8 ``(N, H, W, 3)`` in, probabilities ``(N, K)`` out.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812 (torch's usual alias)
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from tagtrain.errors import TagtrainError
 from tagtrain.train.backbone import Backbone, BackboneSpec, EfficientNetLite0
@@ -107,10 +109,26 @@ def _unit_channels(backbone: Backbone) -> list[int]:
     return channels
 
 
-def set_channels_last(module: nn.Module, on: bool) -> None:
-    """Store 4-D weights channels-last (faster convolutions on CPU) or back in the default order."""
-    fmt = torch.channels_last if on else torch.contiguous_format
-    module.to(memory_format=fmt)  # type: ignore[call-overload]
+def fused_copy(backbone: Backbone) -> Backbone:
+    """A frozen copy of ``backbone`` for inference, each batch norm folded into the convolution
+    before it: about a fifth faster on 2 CPU cores, outputs equal to ~1e-6. (Channels-last
+    memory layout was measured too: a fifth slower here.) Backbones without a known layout are
+    copied unfused."""
+    fused = copy.deepcopy(backbone).eval().requires_grad_(False)
+    if isinstance(fused, EfficientNetLite0):
+        _fold(fused, "_conv_stem", "_bn0")
+        _fold(fused, "_conv_head", "_bn1")
+        for block in fused._blocks:
+            if block.expand:
+                _fold(block, "_expand_conv", "_bn0")
+            _fold(block, "_depthwise_conv", "_bn1")
+            _fold(block, "_project_conv", "_bn2")
+    return fused
+
+
+def _fold(owner: nn.Module, conv: str, bn: str) -> None:
+    setattr(owner, conv, fuse_conv_bn_eval(getattr(owner, conv), getattr(owner, bn)))
+    setattr(owner, bn, nn.Identity())
 
 
 class Classifier(nn.Module):

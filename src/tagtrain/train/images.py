@@ -39,8 +39,8 @@ class SnapshotImages:
         name = f"image {ex.image_id} (sha256 {ex.sha256[:12]})"
         try:
             data = self._load(ex.sha256)
-        except (TagtrainError, OSError) as exc:
-            message = exc.message if isinstance(exc, TagtrainError) else str(exc)
+        except (TagtrainError, OSError, KeyError) as exc:
+            message = exc.message if isinstance(exc, TagtrainError) else repr(exc)
             raise BadInput(f"{name} of the training snapshot could not be read: {message}") from exc
         try:
             _info, picture = decode_image(data, name, self._limits)

@@ -9,12 +9,17 @@ The stages, each in its own module:
 3. **split** (:mod:`.groups`, :mod:`.splits`): near-duplicates and bursts grouped, then
    iteratively stratified train / validation / test.
 4. **features**: the augmented views (:mod:`.augment`) of training images, cached.
-5. **head** (:mod:`.head`): the L2 strength chosen on validation, then refitted on train +
-   validation.
-6. **finetune** (:mod:`.finetune`): only if allowed, and if the time budget left covers it; kept
-   only if it beats the head on validation.
+5. **head** (:mod:`.head`): fitted on train (its L2 strength chosen on validation when several
+   are configured), judged on validation, then refitted on train + validation.
+6. **finetune** (:mod:`.finetune`): only if allowed, if the validation split is big enough to
+   judge it and if the time budget left covers it; kept only if clearly better on validation.
 7. **evaluate**: the test split, touched here for the first time, through the final model
    (:func:`tagtrain.package.metrics.report`); multi-label thresholds come from validation.
+
+Everything that decides (the head's strength, fine-tuning kept or not, its best epoch, the
+multi-label thresholds) sees the train and validation splits only; the test split's features are
+read once, in the last stage. A parity check runs the returned module on the golden inputs and
+compares with the cached-feature path the metrics were computed on.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import torch
 from numpy.typing import NDArray
 from torch import nn
 
-from tagtrain.errors import TagtrainError
+from tagtrain.errors import BadInput, TagtrainError
 from tagtrain.media import model_input
 from tagtrain.package import metrics
 from tagtrain.train.augment import make_view
@@ -46,7 +51,7 @@ from tagtrain.train.examples import (
     check_request,
     encode,
 )
-from tagtrain.train.features import Classifier, FeatureNet, Task, set_channels_last
+from tagtrain.train.features import Classifier, FeatureNet, Task, fused_copy
 from tagtrain.train.finetune import FinetuneSettings, finetune, seconds_per_epoch
 from tagtrain.train.groups import group_ids, phash
 from tagtrain.train.head import HeadFit, fit_head, select_head
@@ -151,7 +156,7 @@ class _Run:
         cut = last + 1 - self.config.top_units
         taps = [last - t for t in self.config.extra_taps]
         self.net = FeatureNet(backbone, cut=cut, taps=taps).eval()
-        set_channels_last(self.net, True)
+        self.fast_net = FeatureNet(fused_copy(backbone), cut=cut, taps=taps).eval()
         self.normalize = self.spec.input_module()
         self.cache = EmbeddingCache(
             cache_dir,
@@ -213,7 +218,7 @@ class _Run:
             if not labels[self.assignment == s, k].any()
         ]
         if empty:  # the minimums make this rare: only when groups are very large
-            raise TagtrainError(
+            raise BadInput(
                 f"could not spread {', '.join(sorted(set(empty)))} over training and validation; "
                 "add more images that are not near-duplicates of each other"
             )
@@ -375,7 +380,6 @@ class _Run:
         classes = self.data.classes
         report = metrics.report(self.task, classes, self._targets(test_idx), test_probs, thresholds)
         model = Classifier(self.spec, self.final_net, self.final_head, self.task)
-        set_channels_last(model, False)
         model.eval().requires_grad_(False)
         test_inputs = np.stack([self.images.plain(int(i)) for i in test_idx])
         golden = test_inputs[: self.config.golden_images]
@@ -404,7 +408,7 @@ class _Run:
 
     def _extract(self, inputs: Iterator[tuple[ViewKey, NDArray[np.uint8]]]) -> dict[ViewKey, Array]:
         return run_batches(
-            self.net,
+            self.fast_net,
             self.normalize,
             inputs,
             cache=self.cache,
