@@ -58,9 +58,32 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    ddl_engine = _transactional_ddl_engine(engine)
+    try:
+        with ddl_engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")  # re-reads the revision under the lock: may be a no-op
+    finally:
+        if ddl_engine is not engine:
+            ddl_engine.dispose()
+
+
+def _transactional_ddl_engine(engine: Engine) -> Engine:
+    """Python's sqlite3 driver commits each CREATE TABLE on its own, so a process killed mid-
+    migration would leave half a schema that no later run can migrate. This engine hands the
+    driver's transaction control to us and opens with BEGIN IMMEDIATE: the whole migration
+    commits or none of it does, and two processes starting on a new database take turns."""
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return engine
+    ddl = create_engine(engine.url, connect_args={"check_same_thread": False, "timeout": 30})
+    event.listen(ddl, "connect", _sqlite_manual_transactions)
+    event.listen(ddl, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return ddl
+
+
+def _sqlite_manual_transactions(dbapi_conn: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_conn, record)
+    dbapi_conn.isolation_level = None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
