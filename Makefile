@@ -10,7 +10,7 @@ DATA ?= ./tagtrain-data
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q -e '.[train,agent,viam,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -92,3 +92,10 @@ class NotFound(TagtrainError):
 class Conflict(TagtrainError):
     status = 409
     bad_input = True
+
+
+class Unavailable(TagtrainError):
+    """Not ready yet, or a dependency is away (no model deployed, a camera with no frame, the
+    server unreachable from an agent); trying again later may work."""
+
+    status = 503
