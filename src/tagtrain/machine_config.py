@@ -8,6 +8,7 @@ HTTP only) validates it again when it arrives, and the stand-alone agent reads i
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -168,3 +169,40 @@ def _validate(model: type[_M], data: Any, where: str) -> _M:
             f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors()
         )
         raise BadInput(f"{where} is not valid: {problems}") from exc
+
+
+class LabelScore(BaseModel):
+    class_name: str
+    confidence: float
+
+
+class CameraStatus(BaseModel):
+    name: str
+    ok: bool
+    fps: float = 0.0
+    error: str | None = None
+
+
+class RecentPrediction(BaseModel):
+    camera: str
+    at: datetime
+    classifications: list[LabelScore]
+
+
+class QueueStatus(BaseModel):
+    pending: int = 0
+    bytes: int = 0
+    dropped: int = 0
+    synced: int = 0
+
+
+class AgentStatus(BaseModel):
+    """What an agent reports to the server every few seconds (POST /api/v1/agent/status)."""
+
+    model: str | None = None  # "name@version" being served
+    cameras: list[CameraStatus] = Field(default_factory=list, max_length=16)
+    recent: list[RecentPrediction] = Field(default_factory=list, max_length=20)
+    queue: QueueStatus = Field(default_factory=QueueStatus)
+    stream_url: str | None = Field(None, max_length=300)  # the agent's local HTTP base URL
+    errors: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
+    agent_version: str = ""
