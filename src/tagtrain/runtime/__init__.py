@@ -4,6 +4,8 @@ The server, the agent and the CLI's ``predict``/``evaluate`` all go through
 :class:`Classifier`, so preprocessing, thresholds and ordering are the same in every view.
 """
 
+# The agent unpacks downloaded packages through the runtime, its one door to the package format.
+from tagtrain.package import extract_package
 from tagtrain.runtime.classifier import (
     Classification,
     Classifier,
@@ -17,5 +19,6 @@ __all__ = [
     "Classifier",
     "available_cpus",
     "decode_for_model",
+    "extract_package",
     "session_options",
 ]

@@ -181,6 +181,10 @@ class Classifier:
 
     def classify_array(self, rgb: NDArray[np.uint8], n: int) -> list[Classification]:
         """Classify a camera frame: uint8 ``(H, W, 3)`` RGB of any size."""
+        return self.top(self.frame_probabilities(rgb), n)
+
+    def frame_probabilities(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
+        """A camera frame (uint8 ``(H, W, 3)`` RGB, any size) -> its ``(K,)`` probabilities."""
         rgb = np.asarray(rgb)
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
             raise BadInput(
@@ -190,7 +194,8 @@ class Classifier:
             pixels = rgb
         else:
             pixels = model_input(Image.fromarray(rgb), self._size)
-        return self.top(self.probabilities(pixels[np.newaxis])[0], n)
+        probs: NDArray[np.float32] = self.probabilities(pixels[np.newaxis])[0]
+        return probs
 
     def classify_image(self, picture: Image.Image, n: int) -> list[Classification]:
         """Classify a decoded Pillow picture of any mode and size (already oriented)."""
