@@ -20,12 +20,14 @@ from tagtrain.agent.capture_policy import CapturePolicy
 from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.services import Frame, encode_jpeg
 from tagtrain.errors import NotFound, TagtrainError, Unavailable
-from tagtrain.machine_config import CameraConfig, CameraStatus
+from tagtrain.machine_config import CameraConfig, CameraStatus, LabelScore, RecentPrediction
 from tagtrain.runtime import Classification
 
 log = logging.getLogger("tagtrain.agent")
 
 FPS_WINDOW_S = 5.0
+RECENT = 5  # predictions kept per camera for the status, at least RECENT_EVERY_S apart
+RECENT_EVERY_S = 1.0
 MAX_FAULT_BACKOFF_S = 10.0
 
 #: Called with (jpeg, camera, captured_at, tags) for each frame the capture rule keeps.
@@ -50,6 +52,7 @@ class CameraLoop:
         self._thread = threading.Thread(target=self._run, name=f"camera-{config.name}", daemon=True)
         self._times: deque[float] = deque()
         self.latest: Frame | None = None
+        self.recent: deque[RecentPrediction] = deque(maxlen=RECENT)
         self.error: str | None = None
         self.frames = 0
 
@@ -103,6 +106,7 @@ class CameraLoop:
         frame = Frame(rgb=rgb, at=datetime.now(UTC), classifications=found, model=model)
         self.latest = frame
         self.frames += 1
+        self._remember(frame)
         self._tick()
         if self.error is not None:
             log.info("camera %r is giving frames again", self.name)
@@ -122,6 +126,17 @@ class CameraLoop:
         probs = classifier.frame_probabilities(rgb)
         model = f"{classifier.manifest.name}@{classifier.manifest.version}"
         return probs, classifier.labels, classifier.top(probs, 0), model
+
+    def _remember(self, frame: Frame) -> None:
+        last = self.recent[-1].at if self.recent else None
+        if last is None or (frame.at - last).total_seconds() >= RECENT_EVERY_S:
+            scores = [
+                LabelScore(class_name=c.class_name, confidence=c.confidence)
+                for c in frame.classifications[:3]
+            ]
+            self.recent.append(
+                RecentPrediction(camera=self.name, at=frame.at, classifications=scores)
+            )
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -172,3 +187,8 @@ class CameraHub:
 
     def statuses(self) -> list[CameraStatus]:
         return [loop.status() for loop in self.loops.values()]
+
+    def recent(self, limit: int = 20) -> list[RecentPrediction]:
+        """The newest predictions of every camera, newest first."""
+        found = [r for loop in self.loops.values() for r in loop.recent]
+        return sorted(found, key=lambda r: r.at, reverse=True)[:limit]

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from tagtrain.agent.model_slot import ModelSlot
+from tagtrain.agent.server_link import Deployment
 from tagtrain.errors import PackageError, TagtrainError
 from tagtrain.runtime import Classifier, extract_package
 
@@ -29,15 +29,6 @@ log = logging.getLogger("tagtrain.agent")
 
 RETRY_AFTER_S = 60.0
 CURRENT = "current.json"
-
-
-class Deployment(Protocol):
-    @property
-    def model(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def manifest_sha256(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from tagtrain.cli import accounts, data, models
+from tagtrain.cli import accounts, agent, data, models
 from tagtrain.cli.common import DEFAULT_DATA, DataOpt, err, handled, settings_for
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 data.register(app)
 accounts.register(app)
 models.register(app)
+agent.register(app)
 
 
 @app.command()
