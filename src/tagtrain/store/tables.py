@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -46,12 +47,27 @@ class Base(DeclarativeBase):
 
 
 class Machine(Base):
-    """A device that runs the agent. The deploy work adds its config; imports need its name now."""
+    """A device that runs the agent. ``config`` and ``status`` are JSON (``MachineConfig``,
+    ``AgentStatus``); ``deploy_version`` None with a model set means "follow the newest version"."""
 
     __tablename__ = "machines"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    key_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    key_prefix: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    config: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    deploy_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("models.id", ondelete="SET NULL", name="fk_machines_deploy_model_id_models"),
+        default=None,
+    )
+    deploy_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    status: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, server_default=func.current_timestamp()
+    )
+    __table_args__ = (Index("ix_machines_key_hash", "key_hash", unique=True),)
 
 
 class Image(Base):
