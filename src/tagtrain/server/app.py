@@ -19,12 +19,14 @@ from tagtrain.jobs.runner import LocalWorkerRunner, NoRunner
 from tagtrain.server.api_docs import install_docs
 from tagtrain.server.routes import (
     account,
+    agent_api,
     browse,
     data_pages,
     dataset_pages,
     datasets,
     images,
     jobs,
+    machines,
     model_pages,
     models,
     pages,
@@ -75,6 +77,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         jobs,
         models,
         model_pages,
+        machines,
+        agent_api,
     )
     for module in routers:
         app.include_router(module.router)

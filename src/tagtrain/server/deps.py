@@ -10,6 +10,7 @@ from tagtrain.errors import Forbidden, Unauthorized
 from tagtrain.settings import Settings
 from tagtrain.store import Store
 from tagtrain.store import users as user_store
+from tagtrain.store.machines import KEY_PREFIX as MACHINE_KEY_PREFIX
 from tagtrain.store.tables import User
 
 SESSION_COOKIE = "tagtrain_session"
@@ -44,6 +45,11 @@ def optional_user(request: Request, store: StoreDep) -> User | None:
     token = api_token(request)
     with store.transaction() as session:
         if token:
+            if token.startswith(MACHINE_KEY_PREFIX):
+                raise Unauthorized(
+                    "this is a machine key: machine keys only work for the agent API "
+                    "(/api/v1/agent/...); use a user's API key or log in"
+                )
             user = user_store.user_for_api_key(session, token)
             if user is None:
                 raise Unauthorized("the API key is not valid (wrong, or revoked); create a new one")

@@ -115,16 +115,21 @@ async def upload_images(
     return result
 
 
+def over_limit(upload: UploadFile, limit: int) -> str | None:
+    """Why ``upload`` is too large for ``limit`` bytes, or None (machine captures use it too)."""
+    size = upload.size if upload.size is not None else 0
+    return f"{size:,} bytes is over the {limit:,}-byte upload limit" if size > limit else None
+
+
 def _upload_entries(upload: UploadFile, limits: Limits) -> Iterator[Entry]:
     name = upload.filename or "upload"
     stream = upload.file
     stream.seek(0)
     is_zip = stream.read(4) == ZIP_MAGIC
     stream.seek(0)
-    size = upload.size if upload.size is not None else 0
-    limit = limits.max_zip_bytes if is_zip else limits.max_file_bytes
-    if size > limit:
-        yield Rejection(name, f"{size:,} bytes is over the {limit:,}-byte upload limit")
+    over = over_limit(upload, limits.max_zip_bytes if is_zip else limits.max_file_bytes)
+    if over:
+        yield Rejection(name, over)
         return
     if is_zip:
         try:
