@@ -127,9 +127,9 @@ class StandaloneConfig(MachineConfig):
 
 
 def split_address(address: str) -> tuple[str, int]:
-    """``"host:port"`` -> ``("host", port)``; a ValueError names what is wrong."""
+    """``"host:port"`` -> ``("host", port)`` (port 0: any free one); a ValueError says what is wrong."""
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"{address!r} is not host:port (e.g. 127.0.0.1:8081)")
     return host.strip("[]"), int(port)
 

@@ -70,10 +70,12 @@ class FolderCamera:
         self._bad: set[Path] = set()
 
     def read(self) -> NDArray[np.uint8]:
-        if self._next >= len(self._files):
-            self._files = self._list()
-            self._next = 0
-        for _ in range(len(self._files)):
+        for _ in range(len(self._files) + 1):  # every file once, plus a fresh listing
+            if self._next >= len(self._files):
+                self._files = self._list()  # picks up files added or removed meanwhile
+                self._next = 0
+                if not self._files:
+                    break
             path = self._files[self._next]
             self._next += 1
             frame = self._decode(path)

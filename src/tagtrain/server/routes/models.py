@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tagtrain.package import zip_package
 from tagtrain.runtime import Classifier
+from tagtrain.runtime.tensors import decode_tensors, encode_tensors
 from tagtrain.server.deps import CurrentUser, SettingsDep, StoreDep
 from tagtrain.settings import Settings
 from tagtrain.store import Store, model_versions
@@ -145,3 +146,14 @@ async def properties(request: Request, _user: CurrentUser, name: str) -> dict[st
 async def metadata(request: Request, _user: CurrentUser, name: str) -> dict[str, Any]:
     classifier = await run_in_threadpool(classifier_for, request, name)
     return classifier.metadata()
+
+
+@router.post("/api/v1/mlmodel/{name}/infer")
+async def infer(
+    request: Request, _user: CurrentUser, name: str, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """Infer: ``{"tensors": {"image": {"dtype": "uint8", "shape": [N, H, W, 3], "data": base64}}}``
+    -> ``{"tensors": {"probability": ...}}`` in the same form."""
+    tensors = decode_tensors(body.get("tensors"))
+    classifier = await run_in_threadpool(classifier_for, request, name)
+    return {"tensors": encode_tensors(await run_in_threadpool(classifier.infer, tensors))}
