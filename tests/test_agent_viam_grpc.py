@@ -5,9 +5,11 @@ classifier give, and errors as gRPC statuses carrying our sentences."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import logging
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,8 @@ from PIL import Image
 from viam.media.video import CameraMimeType, ViamImage
 from viam.proto.service.mlmodel import LabelType
 from viam.proto.service.vision import Classification as ViamClassification
+from viam.robot.client import RobotClient
+from viam.rpc.dial import DialOptions
 from viam.services.mlmodel import MLModelClient
 from viam.services.vision import VisionClient
 
@@ -299,6 +303,30 @@ def test_the_ml_model_service_answers_to_its_own_name(
     )
 
 
+def test_a_robot_client_finds_both_services_by_name(
+    services: Services, classifier: Classifier, photos: list[bytes]
+) -> None:
+    """The usual Viam program: connect to the machine, then look services up by name."""
+
+    async def program(address: str) -> tuple[list[str], list[ViamClassification], str]:
+        direct = DialOptions(insecure=True, disable_webrtc=True)
+        async with await RobotClient.at_address(
+            address, RobotClient.Options(dial_options=direct)
+        ) as machine:
+            found = sorted(str(name) for name in machine.resource_names)
+            labels = await VisionClient.from_robot(machine, "classifier").get_classifications(
+                ViamImage(photos[0], CameraMimeType.JPEG), 2
+            )
+            model = await MLModelClient.from_robot(machine, "trash-model").metadata()
+            return found, labels, model.name
+
+    with ViamGrpcServer(services, mlmodel_name="trash-model") as server:
+        found, labels, model = asyncio.run(program(server.address))
+    assert found == ["rdk:service:mlmodel/trash-model", "rdk:service:vision/classifier"]
+    assert_same(labels, classifier.classify_bytes(photos[0], 2))
+    assert model == classifier.manifest.name
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 
@@ -409,6 +437,8 @@ def test_port_zero_picks_a_free_port_and_stop_closes_it(services: Services) -> N
     server.stop()  # a second stop does nothing
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+    with server:  # and it starts again
+        assert ask(server, lambda ch: vision()(ch).get_properties()).classifications_supported
 
 
 def test_a_busy_port_fails_start_with_a_sentence(services: Services) -> None:
@@ -418,3 +448,12 @@ def test_a_busy_port_fails_start_with_a_sentence(services: Services) -> None:
             BadInput, match=rf"cannot serve Viam gRPC on 127\.0\.0\.1:{first.port}: "
         ):
             second.start()
+
+
+def test_without_the_viam_extra_the_import_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "viam.proto.common", None)  # as if viam-sdk were absent
+    monkeypatch.delitem(sys.modules, "tagtrain.agent.viam_grpc")
+    with pytest.raises(BadInput, match=r"needs viam-sdk.*install tagtrain\[viam\]"):
+        importlib.import_module("tagtrain.agent.viam_grpc")

@@ -3,7 +3,9 @@
 
 The handlers subclass the service bases viam-sdk generates and answer on a grpclib server; every
 answer comes from :class:`~tagtrain.agent.services.Services`, so the HTTP API, the live view and
-this API report the same labels. tagtrain classifies whole images: the detection and point-cloud
+this API report the same labels. A sliver of Viam's robot service (``ResourceNames``) lets
+``RobotClient.at_address(...)`` connect directly (``DialOptions(insecure=True,
+disable_webrtc=True)``) and find both services by name. tagtrain classifies whole images: the detection and point-cloud
 calls answer UNIMPLEMENTED with a sentence saying so.
 
 Errors map to gRPC statuses as the HTTP API maps them to HTTP ones: bad input (an image that
@@ -56,8 +58,14 @@ try:
         DoCommandResponse,
         GetStatusRequest,
         GetStatusResponse,
+        ResourceName,
     )
     from viam.proto.component.camera import Image
+    from viam.proto.robot import (
+        ResourceNamesRequest,
+        ResourceNamesResponse,
+        UnimplementedRobotServiceBase,
+    )
     from viam.proto.service.mlmodel import (
         File,
         InferRequest,
@@ -127,7 +135,7 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-def grpc_error(exc: Exception) -> GRPCError:
+def grpc_error(exc: Exception, call: str = "a Viam gRPC call") -> GRPCError:
     """The gRPC answer for an error: our sentence for the errors a person can act on, a generic
     one (the details logged) for anything else."""
     if isinstance(exc, GRPCError):
@@ -136,7 +144,7 @@ def grpc_error(exc: Exception) -> GRPCError:
         for kind in type(exc).__mro__:
             if kind in _STATUSES:
                 return GRPCError(_STATUSES[kind], exc.message)
-    log.error("a Viam gRPC request failed", exc_info=exc)
+    log.error("%s failed", call, exc_info=exc)
     return GRPCError(Status.INTERNAL, INTERNAL)
 
 
@@ -149,7 +157,7 @@ async def _answer(stream: Stream[Req, Resp], handle: Callable[[Req], Resp]) -> N
     try:
         response = await asyncio.to_thread(handle, request)
     except Exception as exc:
-        raise grpc_error(exc) from exc
+        raise grpc_error(exc, f"Viam gRPC {handle.__name__.strip('_')}") from exc
     await stream.send_message(response)
 
 
@@ -159,6 +167,23 @@ def _check_name(kind: str, asked: str, served: str) -> None:
             f"this machine has no {kind} service named {asked!r}; its {kind} service is "
             f"named {served!r}"
         )
+
+
+class RobotService(UnimplementedRobotServiceBase):
+    """The least of Viam's ``RobotService`` that lets ``RobotClient`` connect: the resources this
+    machine serves (``ResourceNames``), so ``VisionClient.from_robot(machine, name)`` finds them.
+    Everything else, sessions included, answers UNIMPLEMENTED, which the client accepts."""
+
+    def __init__(self, vision_name: str, mlmodel_name: str) -> None:
+        self.resources = [
+            ResourceName(namespace="rdk", type="service", subtype="vision", name=vision_name),
+            ResourceName(namespace="rdk", type="service", subtype="mlmodel", name=mlmodel_name),
+        ]
+
+    async def ResourceNames(
+        self, stream: Stream[ResourceNamesRequest, ResourceNamesResponse]
+    ) -> None:
+        await _answer(stream, lambda _request: ResourceNamesResponse(resources=self.resources))
 
 
 class VisionService(VisionServiceBase):
@@ -424,13 +449,19 @@ class ViamGrpcServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def handlers(self) -> list[VisionService | MLModelService]:
-        return [VisionService(self.services), MLModelService(self.services, self.mlmodel_name)]
+    def handlers(self) -> list[VisionService | MLModelService | RobotService]:
+        return [
+            VisionService(self.services),
+            MLModelService(self.services, self.mlmodel_name),
+            RobotService(self.services.name, self.mlmodel_name),
+        ]
 
     def start(self) -> None:
         """Bind and serve; raises BadInput naming the address when it cannot listen there."""
         if self._thread is not None:
             raise RuntimeError("the Viam gRPC server is already started")
+        self._ready.clear()
+        self._failure = None
         sock = _bind(self.host, self._asked_port)
         self._port = sock.getsockname()[1]
         self._thread = threading.Thread(
