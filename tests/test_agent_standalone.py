@@ -52,14 +52,18 @@ def agent(package: Path, tmp_path: Path) -> Iterator[StandaloneAgent]:
 
 
 def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
+    """``check()``'s first truthy result, retrying on falsy results and exceptions until
+    ``timeout``; then the last exception is raised, or the falsy result returned."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return check()
+            result = check()
+            if result or time.monotonic() > deadline:
+                return result
         except Exception:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.05)
+        time.sleep(0.05)
 
 
 def test_vision_service_answers_like_the_runtime(agent: StandaloneAgent, package: Path) -> None:

@@ -77,13 +77,17 @@ class ConnectedAgent:
                 self.poll_once()
                 self._stop.wait(self.options.poll_s)
         finally:
-            self.sync.stop()
-            self.machine.stop()
-            self.queue.close()
-            self.link.close()
+            self.close()
 
     def stop(self) -> None:
         self._stop.set()
+
+    def close(self) -> None:
+        """Stop every thread and let go of the queue (another agent may then take it)."""
+        self.sync.stop()
+        self.machine.stop()
+        self.queue.close()
+        self.link.close()
 
     def poll_once(self) -> None:
         """Pull config and deployment, run what changed, report status."""
