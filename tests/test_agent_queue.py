@@ -217,6 +217,8 @@ def test_concurrent_puts_while_syncing(tmp_path: Path) -> None:
             assert order == list(range(per_thread))
         stats = queue.stats()
         assert (stats.pending, stats.bytes, stats.synced) == (0, 0, len(taken))
+    with CaptureQueue(tmp_path / "q", budget_bytes=100 * MB) as queue:
+        assert queue.stats() == stats  # the counters file holds the last numbers, not older ones
 
 
 PUTTER = """

@@ -120,6 +120,7 @@ class CaptureQueue:
         root.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_folder(root)
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()  # counters.json writes, newest snapshot last
         self._items: dict[str, int] = {}  # key -> bytes on disk (JPEG + sidecar)
         self._bytes = 0
         self._reserved = 0  # bytes of puts being written now
@@ -366,12 +367,11 @@ class CaptureQueue:
     def _save_counters(self) -> None:
         """Replace counters.json atomically. No fsync: these are statistics, and losing the
         last few to a power cut is cheaper than an fsync per synced capture."""
-        with self._lock:
-            data = json.dumps({"dropped": self._dropped, "synced": self._synced}).encode()
-        # Another thread may save newer numbers meanwhile; a stale write can only lag by the
-        # captures in flight, and the next save corrects it.
-        with contextlib.suppress(OSError):  # a full disk must not stop the queue
-            _write_file(self.root / _COUNTERS, data, durable=False)
+        with self._save_lock:
+            with self._lock:
+                data = json.dumps({"dropped": self._dropped, "synced": self._synced}).encode()
+            with contextlib.suppress(OSError):  # a full disk must not stop the queue
+                _write_file(self.root / _COUNTERS, data, durable=False)
 
 
 def _size(n: int) -> str:
