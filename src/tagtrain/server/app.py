@@ -26,6 +26,7 @@ from tagtrain.server.routes import (
     datasets,
     images,
     jobs,
+    machine_pages,
     machines,
     model_pages,
     models,
@@ -78,6 +79,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         models,
         model_pages,
         machines,
+        machine_pages,
         agent_api,
     )
     for module in routers:

@@ -1,5 +1,5 @@
-"""The app's pages: the data tab, the image view (keyboard labeling), Machines, Account (Models
-and the training pages are in ``model_pages``).
+"""The app's pages: the data tab, the image view (keyboard labeling), Account (Models and the
+training pages are in ``model_pages``, Machines in ``machine_pages``).
 
 The pages are shells rendered here; the small ES modules in ``static/`` fill them from the REST API.
 """
@@ -72,13 +72,6 @@ def image_view(request: Request, store: StoreDep, user: PageUser, image_id: int)
     except TagtrainError as exc:
         return render_error(request, user, exc)
     return render(request, "image.html", user=user, tab="data", image_id=image_id)
-
-
-@router.get("/machines", response_class=HTMLResponse)
-def machines_page(request: Request, store: StoreDep, user: PageUser) -> Response:
-    return render(
-        request, "machines.html", user=user, tab="machines", machines=machine_names(store)
-    )
 
 
 @router.get("/account", response_class=HTMLResponse)

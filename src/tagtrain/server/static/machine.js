@@ -1,0 +1,311 @@
+// One machine's page: live status (polled), the stream, the config form, deployment with one-click
+// rollback, the machine key, and a test panel that classifies a photo with the deployed version.
+
+import { api } from "./api.js";
+import { ago, deploymentText, el, fpsText, onlineDot, recentItems, showKey } from "./machine_view.js";
+import { confirmDialog, showError, toast } from "./toast.js";
+import { setupTryIt } from "./tryit.js";
+
+const $ = (id) => document.getElementById(id);
+const root = $("machine");
+const url = `/api/v1/machines/${root.dataset.id}`;
+const POLL_MS = 5000;
+let machine = null;
+let models = [];
+
+// ---- status ------------------------------------------------------------------------------------
+
+function renderStatus(m) {
+  const s = m.status;
+  $("machine-dot").replaceChildren(onlineDot(m));
+  const serving = s?.model ? ` · serving ${s.model}` : "";
+  const version = s?.agent_version ? ` · agent ${s.agent_version}` : "";
+  $("machine-summary").textContent = `${m.online ? "Online" : "Offline"} · last seen ${ago(m.last_seen_at)}${serving}${version}`;
+  $("fps").textContent = m.online ? fpsText(s) : "";
+  const recent = recentItems(s, 10);
+  $("recent").replaceChildren(...recent);
+  $("no-recent").hidden = recent.length > 0;
+  const q = s?.queue;
+  $("queue").textContent = q ? `Capture queue: ${q.pending} waiting, ${q.synced} synced, ${q.dropped} dropped.` : "";
+  $("agent-errors").replaceChildren(...(s?.errors ?? []).map((e) => el("li", { role: "note" }, e)));
+  $("deployment").textContent = deploymentText(m.deployment);
+  $("key-state").textContent = m.key_active
+    ? `Active; it starts with ${m.key_prefix}…`
+    : "Revoked: the machine is locked out until you make a new key.";
+  renderStreams(m);
+}
+
+let streamKey = "";
+
+/** One <img> per camera on the agent's MJPEG stream; rebuilt only when what it shows changes, so
+ * that polling does not restart the streams. */
+function renderStreams(m) {
+  const base = m.online ? m.status?.stream_url : null;
+  const cams = (m.status?.cameras ?? []).map((c) => c.name);
+  const names = cams.length ? cams : m.config.cameras.map((c) => c.name);
+  const key = JSON.stringify([base, names]);
+  if (key === streamKey) return;
+  streamKey = key;
+  const box = $("streams");
+  if (!base) {
+    box.replaceChildren(el("p", { className: "muted", id: "no-stream" }, "The live stream appears here when the agent is online."));
+    return;
+  }
+  if (!names.length) {
+    box.replaceChildren(el("p", { className: "muted", id: "no-stream" }, "No camera is configured: add one below."));
+    return;
+  }
+  const root = base.replace(/\/+$/, "");
+  box.replaceChildren(...names.map((name) =>
+    el("figure", { className: "stream" },
+      el("img", { src: `${root}/stream/${encodeURIComponent(name)}.mjpg`, alt: `Live view of camera ${name}` }),
+      el("figcaption", {}, name))));
+}
+
+// ---- config form ------------------------------------------------------------------------------
+
+const list = (text) => text.split(",").map((t) => t.trim()).filter(Boolean);
+const num = (input) => (input.value.trim() === "" ? undefined : Number(input.value));
+
+function cameraRow(cam) {
+  const row = $("camera-template").content.firstElementChild.cloneNode(true);
+  const field = (name) => row.querySelector(`[data-field="${name}"]`);
+  const cap = cam.capture ?? {};
+  const values = {
+    name: cam.name ?? "", source: cam.source ?? "", max_fps: cam.max_fps ?? "",
+    frequency_hz: cap.frequency_hz ?? 0, tags: (cap.tags ?? []).join(", "),
+    min_confidence: cap.min_confidence ?? 0, max_confidence: cap.max_confidence ?? 1,
+    labels: (cap.labels ?? []).join(", "), max_per_minute: cap.max_per_minute ?? 60,
+  };
+  for (const [name, value] of Object.entries(values)) field(name).value = String(value);
+  const title = row.querySelector(".camera-title");
+  title.textContent = values.name;
+  field("name").addEventListener("input", (e) => (title.textContent = e.target.value));
+  row.querySelector(".remove-camera").addEventListener("click", () => {
+    row.remove();
+    $("no-cameras").hidden = $("cameras").children.length > 0;
+  });
+  return row;
+}
+
+function cameraFrom(row) {
+  const field = (name) => row.querySelector(`[data-field="${name}"]`);
+  const maxFps = num(field("max_fps"));
+  return {
+    name: field("name").value.trim(),
+    source: field("source").value.trim(),
+    max_fps: maxFps === undefined ? null : maxFps,
+    capture: {
+      frequency_hz: num(field("frequency_hz")) ?? 0,
+      tags: list(field("tags").value),
+      min_confidence: num(field("min_confidence")),
+      max_confidence: num(field("max_confidence")),
+      labels: list(field("labels").value),
+      max_per_minute: num(field("max_per_minute")),
+    },
+  };
+}
+
+function renderConfig(config) {
+  $("cameras").replaceChildren(...config.cameras.map(cameraRow));
+  $("no-cameras").hidden = config.cameras.length > 0;
+  $("vision-name").value = config.vision.name;
+  $("vision-min").value = String(config.vision.default_minimum_confidence);
+  $("vision-n").value = String(config.vision.n);
+}
+
+function configFromForm() {
+  return {
+    cameras: [...$("cameras").querySelectorAll("fieldset.cam-config")].map(cameraFrom),
+    vision: {
+      name: $("vision-name").value.trim(),
+      default_minimum_confidence: num($("vision-min")),
+      // Per-label minimums have no field here: keep what is stored.
+      label_confidences: machine?.config.vision.label_confidences ?? {},
+      n: num($("vision-n")),
+    },
+  };
+}
+
+$("add-camera").addEventListener("click", () => {
+  const n = $("cameras").children.length;
+  const row = cameraRow({ name: n ? `cam${n + 1}` : "cam", source: "0" });
+  $("cameras").append(row);
+  $("no-cameras").hidden = true;
+  row.querySelector('[data-field="source"]').focus();
+});
+
+$("config-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    machine = await api(`${url}/config`, { method: "PUT", body: configFromForm() });
+    renderConfig(machine.config);
+    renderStatus(machine);
+    toast("Config saved. The agent picks it up on its next poll.", "ok");
+  } catch (err) {
+    showError(err, "The config was not saved");
+  }
+});
+
+// ---- deployment -------------------------------------------------------------------------------
+
+const modelNamed = (name) => models.find((m) => m.name === name);
+const headline = (metrics) => {
+  const value = metrics.accuracy ?? metrics.map ?? metrics.macro_f1;
+  return value == null ? "—" : `${(100 * value).toFixed(1)}%`;
+};
+
+function fillVersions(model) {
+  const d = machine?.deployment;
+  const select = $("deploy-version");
+  select.replaceChildren(
+    el("option", { value: "" }, "latest (follow the newest version)"),
+    ...(model?.versions ?? []).map((v) => el("option", { value: String(v.version) }, `v${v.version}`)),
+  );
+  if (d && d.model === model?.name && d.pinned) select.value = String(d.version);
+  renderVersionList(model);
+}
+
+function renderVersionList(model) {
+  const d = machine?.deployment;
+  const rows = (model?.versions ?? []).map((v) => {
+    const here = d && d.model === model.name && d.version === v.version;
+    const action = here && d.pinned
+      ? el("span", { className: "pill" }, "pinned")
+      : el("button", { type: "button", className: "secondary", onclick: () => deploy(model.name, v.version) }, "Pin");
+    return el("tr", { dataset: { version: String(v.version) } },
+      el("th", { scope: "row" }, el("a", { href: `/models/${encodeURIComponent(model.name)}/versions/${v.version}` }, `v${v.version}`),
+        here ? el("span", { className: "pill deployed-pill" }, "deployed") : null),
+      el("td", { className: "hide-narrow" }, new Date(v.created_at).toLocaleString()),
+      el("td", { className: "num" }, headline(v.metrics)),
+      el("td", { className: "num" }, action));
+  });
+  $("version-list").querySelector("tbody").replaceChildren(...rows);
+}
+
+function renderDeployForm() {
+  const withVersions = models.filter((m) => m.versions.length);
+  $("no-models").hidden = withVersions.length > 0;
+  $("deploy-form").hidden = withVersions.length === 0;
+  const select = $("deploy-model");
+  select.replaceChildren(...withVersions.map((m) => el("option", { value: m.name }, m.name)));
+  const current = machine?.deployment?.model;
+  if (current && modelNamed(current)) select.value = current;
+  fillVersions(modelNamed(select.value));
+}
+
+async function deploy(model, version) {
+  try {
+    machine = await api(`${url}/deployment`, { method: "PUT", body: { model, version } });
+    toast(`Deployed ${deploymentText(machine.deployment)}.`, "ok");
+    afterDeploymentChange();
+  } catch (err) {
+    showError(err, "Not deployed");
+  }
+}
+
+function afterDeploymentChange() {
+  renderStatus(machine);
+  $("deploy-model").value = machine.deployment?.model ?? $("deploy-model").value;
+  fillVersions(modelNamed($("deploy-model").value));
+  renderTestPanel();
+}
+
+$("deploy-model").addEventListener("change", (e) => fillVersions(modelNamed(e.target.value)));
+$("deploy-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const version = $("deploy-version").value;
+  deploy($("deploy-model").value, version ? Number(version) : null);
+});
+$("undeploy").addEventListener("click", async () => {
+  try {
+    machine = await api(`${url}/deployment`, { method: "DELETE" });
+    toast("Nothing is deployed to this machine now.", "ok");
+    afterDeploymentChange();
+  } catch (err) {
+    showError(err);
+  }
+});
+
+// ---- test panel -------------------------------------------------------------------------------
+
+let testedRef = null;
+
+/** A fresh try-it box aimed at the deployed version (rebuilt when the deployment changes). */
+function renderTestPanel() {
+  const d = machine?.deployment;
+  const ref = d ? `${d.model}@${d.version}` : null;
+  if (ref === testedRef) return;
+  testedRef = ref;
+  $("test-none").hidden = Boolean(ref);
+  const panel = $("test-panel");
+  if (!ref) {
+    panel.replaceChildren();
+    return;
+  }
+  const box = $("tryit-template").content.firstElementChild.cloneNode(true);
+  box.dataset.ref = ref;
+  box.querySelector("h2").replaceWith(el("p", { className: "muted small" }, `Classifies a photo with ${d.model} v${d.version}, as the machine does.`));
+  panel.replaceChildren(box);
+  setupTryIt(box);
+}
+
+// ---- key --------------------------------------------------------------------------------------
+
+$("rotate-key").addEventListener("click", async () => {
+  const ask = "Make a new key? The current key stops working at once: restart the agent with the new one.";
+  if (!(await confirmDialog(ask, { confirm: "Make a new key" }))) return;
+  try {
+    const made = await api(`${url}/key`, { method: "POST" });
+    machine = made;
+    showKey($("new-key"), made.key, `The new key of ${made.name}:`);
+    renderStatus(machine);
+  } catch (err) {
+    showError(err);
+  }
+});
+
+$("revoke-key").addEventListener("click", async () => {
+  if (!(await confirmDialog("Revoke the key? The machine is locked out until you make a new key.", { confirm: "Revoke" }))) return;
+  try {
+    machine = await api(`${url}/key`, { method: "DELETE" });
+    $("new-key").hidden = true;
+    renderStatus(machine);
+    toast("The key is revoked.", "ok");
+  } catch (err) {
+    showError(err);
+  }
+});
+
+$("delete-machine").addEventListener("click", async () => {
+  const ask = `Delete ${root.dataset.name}? Its captured images stay on the Data tab.`;
+  if (!(await confirmDialog(ask, { confirm: "Delete" }))) return;
+  try {
+    await api(url, { method: "DELETE" });
+    location.assign("/machines");
+  } catch (err) {
+    showError(err);
+  }
+});
+
+// ---- start ------------------------------------------------------------------------------------
+
+async function start() {
+  [machine, models] = await Promise.all([api(url), api("/api/v1/models")]);
+  renderStatus(machine);
+  renderConfig(machine.config);
+  renderDeployForm();
+  renderTestPanel();
+}
+
+async function poll() {
+  if (document.hidden) return;
+  machine = await api(url);
+  renderStatus(machine);
+  renderTestPanel();
+}
+
+start()
+  .catch(showError)
+  .finally(() => (document.body.dataset.ready = "true"));
+setInterval(() => poll().catch(showError), POLL_MS);
