@@ -48,6 +48,11 @@ BENCHMARKS: dict[str, Benchmark] = {
             "bench.inference:run",
             "one JPEG -> classifications through the runtime, fp32 and int8, vs a bare session",
         ),
+        Benchmark(
+            "agent",
+            "bench.agent:run",
+            "camera fps and CPU, GetClassifications over HTTP (1 and 16 clients), sync rate",
+        ),
     )
 }
 
