@@ -218,3 +218,46 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_viam_sdk_talks_to_a_standalone_agent_over_grpc(package: Path, tmp_path: Path) -> None:
+    """Code written for Viam, unchanged, against a tagtrain machine: its own VisionClient and
+    MLModelClient over a grpclib channel to the port the config names."""
+    import asyncio
+
+    from grpclib.client import Channel
+    from viam.media.video import CameraMimeType, ViamImage
+    from viam.services.mlmodel import MLModelClient as ViamMLModel
+    from viam.services.vision import VisionClient as ViamVision
+
+    config = StandaloneConfig(
+        package=package,
+        listen="127.0.0.1:0",
+        viam_grpc="127.0.0.1:0",
+        cameras=[{"name": "cam", "source": str(image_folder(tmp_path / "frames", 3))}],
+    )
+    running = StandaloneAgent(config)
+    running.start()
+    photo = trashnet_photos(1)[0].read_bytes()
+    want = Classifier.load(package).classify_bytes(photo, 3)
+
+    async def ask() -> tuple[list[Any], list[Any], dict[str, Any]]:
+        channel = Channel("127.0.0.1", running.machine.viam.port)
+        try:
+            vision = ViamVision("classifier", channel)
+            found = await vision.get_classifications(ViamImage(photo, CameraMimeType.JPEG), 3)
+            from_cam = await vision.get_classifications_from_camera("cam", 2)
+            meta = await ViamMLModel("classifier", channel).metadata()
+            return list(found), list(from_cam), {"name": meta.name, "inputs": meta.input_info}
+        finally:
+            channel.close()
+
+    try:
+        eventually(lambda: running.machine.hub.loop("cam").latest)
+        found, from_cam, meta = asyncio.run(ask())
+    finally:
+        running.machine.stop()
+    assert [c.class_name for c in found] == [c.class_name for c in want]
+    assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(found, want, strict=True))
+    assert len(from_cam) == 2
+    assert meta["name"] == "tiny-trash" and meta["inputs"][0].name == "image"
