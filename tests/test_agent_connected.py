@@ -210,3 +210,21 @@ def test_package_sha_announced_by_the_server_is_checked(tmp_path: Path) -> None:
     assert slot.ref is None
     assert deployer.apply(Deployment(MODEL, 1, True, real, wrong.package_url)) is True
     assert slot.ref == f"{MODEL}@1"
+
+
+def test_an_agent_on_every_interface_advertises_the_address_it_reaches_the_server_from() -> None:
+    from tagtrain.agent.connected import advertised_url
+    from tagtrain.agent.http_api import create_agent_app
+    from tagtrain.agent.local_server import LocalServer
+    from tagtrain.agent.services import NoCameras, Services
+    from tagtrain.machine_config import AgentStatus, VisionConfig
+
+    app = create_agent_app(Services(ModelSlot(), NoCameras(), VisionConfig()), AgentStatus)
+    everywhere = LocalServer(app, "0.0.0.0:0")
+    loopback = LocalServer(app, "127.0.0.1:0")
+    try:
+        assert advertised_url("http://127.0.0.1:8000", everywhere) == everywhere.url
+        assert advertised_url("http://127.0.0.1:8000", loopback) == loopback.url
+    finally:
+        everywhere.stop()
+        loopback.stop()

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tagtrain.agent.capture_queue import CaptureMeta, CaptureQueue
 from tagtrain.agent.deployer import Deployer
+from tagtrain.agent.local_server import LocalServer
 from tagtrain.agent.machine import Machine
 from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.server_link import RemoteConfig, ServerLink
@@ -59,6 +62,7 @@ class ConnectedAgent:
         self.machine = Machine(
             self.slot, listen=options.listen, viam_grpc=options.viam_grpc, on_capture=self._capture
         )
+        self.machine.stream_url = advertised_url(options.server, self.machine.http)
         self.sync = CaptureSync(self.queue, self.link)
         self._stop = threading.Event()
         self._problem: str | None = None
@@ -137,3 +141,19 @@ class ConnectedAgent:
         tmp = path.with_suffix(".tmp")
         tmp.write_text(config.model_dump_json())
         tmp.replace(path)
+
+
+def advertised_url(server: str, http: LocalServer) -> str:
+    """The local services' URL as the server's users can reach it: when listening on every
+    interface, the address this machine uses to reach the server (a UDP "connect" sends
+    nothing; it only picks the route), else the address it listens on."""
+    if http.host not in ("0.0.0.0", "::", ""):
+        return http.url
+    host = urlsplit(server).hostname or "127.0.0.1"
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((host, 9))
+            address = str(probe.getsockname()[0])
+    except OSError:
+        return http.url
+    return f"http://{address}:{http.port}"

@@ -37,6 +37,7 @@ class Machine:
         self._viam_address = viam_grpc
         self.viam: Any = None
         self.queue_status = QueueStatus()
+        self.stream_url: str | None = None  # where people reach the local services, if not http.url
         self.errors: list[str] = []
 
     def start(self) -> None:
@@ -76,7 +77,7 @@ class Machine:
             cameras=self.hub.statuses(),
             recent=self.hub.recent(),
             queue=self.queue_status,
-            stream_url=self.http.url,
+            stream_url=self.stream_url or self.http.url,
             errors=self.errors[-20:],
             agent_version=AGENT_VERSION,
         )
