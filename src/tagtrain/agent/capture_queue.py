@@ -33,6 +33,7 @@ from typing import Any
 
 from tagtrain.errors import BadInput, Conflict
 from tagtrain.machine_config import NAME_PATTERN, QueueStatus
+from tagtrain.processes import pid_alive
 
 log = logging.getLogger("tagtrain.agent")
 
@@ -417,17 +418,7 @@ def _fsync_dir(path: Path) -> None:
 def _remove_stale_temp(path: Path) -> None:
     pid = path.name.removeprefix(_TMP_PREFIX).split("-", 1)[0]
     with contextlib.suppress(FileNotFoundError):
-        if not (pid.isdigit() and _alive(int(pid))) or (
+        if not (pid.isdigit() and pid_alive(int(pid))) or (
             path.stat().st_mtime < time.time() - _STALE_TEMP_S
         ):
             path.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from tagtrain.errors import NotFound
+from tagtrain.processes import pid_alive
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _TMP_PREFIX = ".tmp-"
@@ -41,13 +42,7 @@ def _writer_alive(temp_name: str) -> bool:
     pid = temp_name.removeprefix(_TMP_PREFIX).split("-", 1)[0]
     if not pid.isdigit():
         return True  # not ours to judge by pid: the age rule decides
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(pid))
 
 
 def sync_filesystem(path: Path) -> None:

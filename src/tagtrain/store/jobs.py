@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tagtrain.errors import Conflict, NotFound
+from tagtrain.processes import pid_alive
 from tagtrain.store.tables import Job, JobEvent, utcnow
 
 FINISHED = ("completed", "failed", "canceled")
@@ -127,15 +128,4 @@ def recover_orphans(session: Session) -> list[int]:
     for job_id in orphans:
         finish(session, job_id, "failed", error="the worker running this job stopped unexpectedly")
     return orphans
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
