@@ -23,10 +23,15 @@ def seed_model(
     for version in versions:
         relative = f"packages/{name}/{version}"
         shutil.copytree(source, settings.data / relative)
-        with store.transaction() as session:
-            model = model_versions.get_or_create_model(session, name, "single_label")
-            model_versions.add_version(
-                session, model=model, version=version, job_id=None, snapshot_id=None,
-                dataset="trash", labels=CLASSES, metrics={"accuracy": 0.5}, report={},
-                package_dir=relative,
-            )  # fmt: skip
+        record_version(store, name, version, relative)
+
+
+def record_version(store: Store, name: str, version: int, relative: str) -> None:
+    """The model_versions row a training job writes, for a package under ``data/relative``."""
+    with store.transaction() as session:
+        model = model_versions.get_or_create_model(session, name, "single_label")
+        model_versions.add_version(
+            session, model=model, version=version, job_id=None, snapshot_id=None,
+            dataset="trash", labels=CLASSES, metrics={"accuracy": 0.5}, report={},
+            package_dir=relative,
+        )  # fmt: skip

@@ -21,11 +21,12 @@ from tagtrain.agent.server_link import Deployment
 from tagtrain.client import VisionClient
 from tagtrain.package import zip_package
 from tagtrain.settings import Settings
-from tagtrain.store import model_versions, open_store
+from tagtrain.store import open_store
 from tests.agent_live import admin_token, api, free_port, live_server, register_machine
 from tests.camera_sources import image_folder
 from tests.conftest import trashnet_photos
-from tests.packages import CLASSES, write_tiny
+from tests.deploy_helpers import record_version
+from tests.packages import write_tiny
 from tests.test_agent_standalone import eventually
 
 pytestmark = pytest.mark.slow
@@ -68,13 +69,7 @@ def add_version(data: Path, version: int, *, tamper: bool = False) -> None:
             f.write(b"\0tampered")
     store = open_store(Settings(data=data, worker=False))
     try:
-        with store.transaction() as session:
-            model = model_versions.get_or_create_model(session, MODEL, "single_label")
-            model_versions.add_version(
-                session, model=model, version=version, job_id=None, snapshot_id=None,
-                dataset="trash", labels=CLASSES, metrics={"accuracy": 0.5}, report={},
-                package_dir=relative,
-            )  # fmt: skip
+        record_version(store, MODEL, version, relative)
     finally:
         store.close()
 
