@@ -14,6 +14,8 @@ Two models, both mapping uint8 ``(N, S, S, 3)`` RGB to probabilities like a trai
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Literal
 
@@ -24,7 +26,7 @@ from numpy.typing import NDArray
 from torch import nn
 
 from tagtrain.media import ImageLimits, decode_image, model_input
-from tagtrain.package import Manifest
+from tagtrain.package import MANIFEST, Manifest
 from tagtrain.package.write import write_package
 from tagtrain.train.backbone import UInt8Normalize, get_backbone
 from tests.conftest import TRASHNET, trashnet_photos
@@ -158,3 +160,10 @@ def built(which: Literal["tiny", "lite0"], kind: Kind, factory: pytest.TempPathF
         (write_tiny if which == "tiny" else write_lite0)(out, kind)
         _built[key] = out
     return _built[key]
+
+
+def rehash(package: Path, name: str) -> None:
+    """Record ``name``'s new sha256 in the manifest, as a faulty exporter (not a tamperer) would."""
+    data = json.loads((package / MANIFEST).read_text())
+    data["sha256"][name] = hashlib.sha256((package / name).read_bytes()).hexdigest()
+    (package / MANIFEST).write_text(json.dumps(data))

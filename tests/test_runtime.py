@@ -3,7 +3,6 @@ classifies real photos the way training saw them, with the manifest's thresholds
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from tagtrain.package import GOLDEN, MANIFEST, MODEL_FP32, MODEL_INT8
 from tagtrain.runtime import Classification, Classifier, decode_for_model, session_options
 from tests import badfiles
 from tests.conftest import trashnet_photos
-from tests.packages import CLASSES, LITE0, TINY, built
+from tests.packages import CLASSES, LITE0, TINY, built, rehash
 
 PLAIN_SCRIPT = Path(__file__).with_name("plain_score.py")
 LITE0_GROUP = pytest.mark.xdist_group("lite0-packages")  # the same worker as test_package's
@@ -37,13 +36,6 @@ def tiny(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def photos() -> list[Path]:
     return trashnet_photos(6)
-
-
-def _rehash(package: Path, name: str) -> None:
-    """Record ``name``'s new sha256, as a faulty exporter (not a tamperer) would."""
-    data = json.loads((package / MANIFEST).read_text())
-    data["sha256"][name] = hashlib.sha256((package / name).read_bytes()).hexdigest()
-    (package / MANIFEST).write_text(json.dumps(data))
 
 
 def _set_thresholds(package: Path, thresholds: dict[str, object]) -> None:
@@ -126,7 +118,7 @@ def test_wrong_tensor_names_or_layout_are_refused(tiny: Path, where: str, messag
         node.input[:] = [new if i == old and old else i for i in node.input]
         node.output[:] = [new if o == old and old else o for o in node.output]
     onnx.save(model, str(tiny / MODEL_FP32))
-    _rehash(tiny, MODEL_FP32)
+    rehash(tiny, MODEL_FP32)
     with pytest.raises(PackageError, match=message) as info:
         Classifier.load(tiny)
     assert info.value.name == str(tiny / MODEL_FP32)
@@ -137,7 +129,7 @@ def test_golden_outputs_that_differ_are_refused(tiny: Path) -> None:
         arrays = {k: npz[k] for k in npz.files}
     arrays["probability"] = arrays["probability"] + np.float32(0.001)
     np.savez(tiny / GOLDEN, **arrays)
-    _rehash(tiny, GOLDEN)
+    rehash(tiny, GOLDEN)
     with pytest.raises(PackageError, match=r"golden.npz: model.onnx gives probabilities up to"):
         Classifier.load(tiny)
     Classifier.load(tiny, quantized=True)  # the int8 model's own golden outputs are untouched
@@ -145,7 +137,7 @@ def test_golden_outputs_that_differ_are_refused(tiny: Path) -> None:
     arrays["probability"] = arrays["probability"] - np.float32(0.001)
     arrays["probability_int8"] = arrays["probability_int8"] + np.float32(0.1)
     np.savez(tiny / GOLDEN, **arrays)
-    _rehash(tiny, GOLDEN)
+    rehash(tiny, GOLDEN)
     Classifier.load(tiny)
     with pytest.raises(PackageError, match=r"model\.int8\.onnx gives probabilities"):
         Classifier.load(tiny, quantized=True)
@@ -153,7 +145,7 @@ def test_golden_outputs_that_differ_are_refused(tiny: Path) -> None:
 
 def test_a_model_that_onnxruntime_cannot_load_is_named(tiny: Path) -> None:
     (tiny / MODEL_INT8).write_bytes(b"not an onnx model")
-    _rehash(tiny, MODEL_INT8)
+    rehash(tiny, MODEL_INT8)
     with pytest.raises(PackageError, match=r"model.int8.onnx: onnxruntime cannot load it"):
         Classifier.load(tiny, quantized=True)
 

@@ -40,6 +40,14 @@ def agent(
         str | None, typer.Option(help="host:port for Viam's gRPC API (needs the viam extra).")
     ] = None,
     poll: Annotated[float, typer.Option(help="Seconds between config pulls.", min=0.1)] = 5.0,
+    queue_mb: Annotated[
+        int,
+        typer.Option(
+            help="Disk budget of the capture queue in MB; past it the oldest captures are "
+            "dropped (and counted).",
+            min=1,
+        ),
+    ] = 1024,
 ) -> None:
     """Run the cameras, the model and the local vision / ML-model services of this machine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s tagtrain agent: %(message)s")
@@ -59,7 +67,7 @@ def agent(
         )
     from tagtrain.agent.connected import ConnectedAgent, ConnectedOptions
 
-    options = ConnectedOptions(server, machine_key, state, listen, viam_grpc, poll)
+    options = ConnectedOptions(server, machine_key, state, listen, viam_grpc, poll, queue_mb)
     err.print(f"tagtrain agent: talking to {server}; state in {state}")
     ConnectedAgent(options).run(stop)
 
