@@ -420,6 +420,9 @@ def test_train_in_the_browser_watch_it_and_read_the_report(
         expect(page.locator('.figure[data-key="accuracy"] dd')).to_have_text(re.compile(r"%$"))
         expect(page.locator("#confusion tbody tr")).to_have_count(3)
         expect(page.locator("#curve-loss path.chart-line").first).to_be_visible()
+        chosen = page.locator('section[aria-labelledby="selection-title"]')
+        expect(chosen).to_contain_text("Head: L2 strength C =")
+        expect(chosen).to_contain_text("Fine-tuning the top blocks:")
         page.set_input_files("#tryit-file", TRASHNET / "glass" / sorted(
             p.name for p in (TRASHNET / "glass").glob("*.jpg"))[-1])  # fmt: skip
         expect(page.locator("#tryit")).to_have_attribute("data-state", "done", timeout=30_000)

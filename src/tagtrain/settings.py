@@ -33,7 +33,12 @@ class Settings(BaseSettings):
 
     worker: bool = Field(default=True, description="Run a training worker beside the web app.")
     worker_poll_s: float = Field(default=1.0, gt=0)
-    train_time_budget_s: float = Field(default=20.0, gt=0, description="Fine-tune budget.")
+    train_time_budget_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds a training may take in all; the optional fine-tuning stage runs "
+        "only when what is left of it allows.",
+    )
 
     session_max_age_s: int = Field(default=14 * 24 * 3600, gt=0)
     secure_cookies: bool = False

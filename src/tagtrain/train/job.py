@@ -165,6 +165,7 @@ def _publish(
         "warnings": result.warnings,
         "thresholds": result.thresholds,
         "seconds": result.seconds,
+        "selection": result.selection,  # what validation chose and why: shown on the report
     }
     with store.transaction() as session:
         model = model_versions.get_model(session, model_name)
