@@ -341,6 +341,9 @@ def test_lite0_package_parity_and_int8_agreement(
     fp32 = ort.InferenceSession(str(root / MODEL_FP32), providers=["CPUExecutionProvider"])
     int8 = ort.InferenceSession(str(root / MODEL_INT8), providers=["CPUExecutionProvider"])
     assert np.abs(fp32.run(None, {"image": golden.image})[0] - golden.probability).max() <= 1e-4
+    for name in (MODEL_FP32, MODEL_INT8):  # TF-style pads folded into their convolutions
+        ops = {node.op_type for node in onnx.load(str(root / name)).graph.node}
+        assert "Pad" not in ops, (name, ops)
     p32 = np.concatenate([fp32.run(None, {"image": check[i : i + 40]})[0] for i in (0, 40, 80)])
     p8 = np.concatenate([int8.run(None, {"image": check[i : i + 40]})[0] for i in (0, 40, 80)])
     agreement = float((p32.argmax(1) == p8.argmax(1)).mean())
@@ -348,3 +351,48 @@ def test_lite0_package_parity_and_int8_agreement(
     assert manifest.metrics["int8_top1_agreement"] == pytest.approx(agreement, abs=1e-4)
     assert np.abs(p32 - p8).mean() < 0.02  # close in value too, not only in ranking
     assert (root / MODEL_INT8).stat().st_size < (root / MODEL_FP32).stat().st_size / 2
+
+
+def test_a_zero_pad_before_a_conv_folds_into_its_pads() -> None:
+    """The graph clean-up on a hand-made graph: Pad(bottom/right 1) -> Conv(pads 0) becomes one
+    Conv with pads [0, 0, 1, 1] and the same output; a Pad with a non-zero value stays."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tagtrain.package.graph import fold_pads_into_convs
+
+    weight = np.random.default_rng(0).normal(size=(4, 3, 3, 3)).astype(np.float32)
+
+    def graph(pad_value: float) -> onnx.ModelProto:
+        nodes = [
+            helper.make_node("Pad", ["x", "pads", "value"], ["padded"], mode="constant"),
+            helper.make_node("Conv", ["padded", "w"], ["y"], strides=[2, 2]),
+        ]
+        inits = [
+            numpy_helper.from_array(np.array([0, 0, 0, 0, 0, 0, 1, 1], np.int64), "pads"),
+            numpy_helper.from_array(np.array(pad_value, np.float32), "value"),
+            numpy_helper.from_array(weight, "w"),
+        ]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])
+        g = helper.make_graph(nodes, "g", [x], [y], inits)
+        return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+
+    x = np.random.default_rng(1).normal(size=(1, 3, 8, 8)).astype(np.float32)
+
+    def run_model(model: onnx.ModelProto) -> np.ndarray:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return np.asarray(sess.run(None, {"x": x})[0])
+
+    model = graph(0.0)
+    want = run_model(model)
+    assert fold_pads_into_convs(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Conv"]
+    assert list(next(a for a in model.graph.node[0].attribute if a.name == "pads").ints) == [
+        0,
+        0,
+        1,
+        1,
+    ]
+    np.testing.assert_allclose(run_model(model), want, rtol=0, atol=1e-6)
+    kept = graph(5.0)
+    assert fold_pads_into_convs(kept) == 0

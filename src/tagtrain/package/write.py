@@ -66,6 +66,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from tagtrain.errors import Conflict, PackageError
+from tagtrain.package.graph import simplify_onnx
 from tagtrain.package.manifest import (
     ACTIVATION,
     DEFAULT_THRESHOLD,
@@ -336,7 +337,7 @@ def _check_probabilities(probs: Probs, manifest: Manifest) -> None:
 
 def export_onnx(model: torch.nn.Module, path: Path, *, example: Images) -> None:
     """TorchScript-based ONNX export, opset 17, input ``image`` / output ``probability`` with a
-    dynamic batch axis ``N``."""
+    dynamic batch axis ``N``; then the graph clean-ups of :mod:`.graph`."""
     with _eval_mode(model), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding notes
         torch.onnx.export(
@@ -349,6 +350,7 @@ def export_onnx(model: torch.nn.Module, path: Path, *, example: Images) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
+    simplify_onnx(path)
 
 
 def session(path: Path) -> ort.InferenceSession:
