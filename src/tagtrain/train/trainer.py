@@ -13,8 +13,9 @@ The stages, each in its own module:
    are configured), judged on validation, then refitted on train + validation.
 6. **finetune** (:mod:`.finetune`): only if allowed, if the validation split is big enough to
    judge it and if the time budget left covers it; kept only if clearly better on validation.
-7. **evaluate**: the test split, touched here for the first time, through the final model
-   (:func:`tagtrain.package.metrics.report`); multi-label thresholds come from validation.
+7. **evaluate** (:mod:`.evaluate`): the test split, touched here for the first time, through the
+   final model (:func:`tagtrain.package.metrics.report`); multi-label thresholds come from
+   validation.
 
 Everything that decides (the head's strength, fine-tuning kept or not, its best epoch, the
 multi-label thresholds) sees the train and validation splits only; the test split's features are
@@ -38,11 +39,11 @@ from torch import nn
 
 from tagtrain.errors import BadInput, TagtrainError
 from tagtrain.media import model_input
-from tagtrain.package import metrics
 from tagtrain.train.augment import make_view
 from tagtrain.train.backbone import get_backbone
 from tagtrain.train.config import TrainConfig
 from tagtrain.train.embeddings import EmbeddingCache, ViewKey, run_batches, stack_features
+from tagtrain.train.evaluate import evaluate
 from tagtrain.train.examples import (
     UNKNOWN,
     Encoded,
@@ -51,7 +52,7 @@ from tagtrain.train.examples import (
     check_request,
     encode,
 )
-from tagtrain.train.features import Classifier, FeatureNet, Task, fused_copy
+from tagtrain.train.features import FeatureNet, Task, fused_copy
 from tagtrain.train.finetune import FinetuneSettings, finetune, seconds_per_epoch
 from tagtrain.train.groups import group_ids, phash
 from tagtrain.train.head import HeadFit, fit_head, select_head
@@ -71,7 +72,6 @@ __all__ = [
 ]
 
 Array = NDArray[Any]
-PARITY_TOLERANCE = 1e-4  # cached-feature path vs the exported module, on the golden inputs
 EVALUATE_RESERVE_S = 1.0  # budget kept back for evaluation after fine-tuning
 
 
@@ -373,31 +373,31 @@ class _Run:
             self.selection["chosen"] = "finetune"
 
     def result(self, warnings: list[str]) -> TrainResult:
-        self.progress.step("evaluate", 0, 1, message="evaluating on the test split")
-        thresholds = self._thresholds()
-        test_idx = self.index["test"]
-        test_probs = self._probabilities(test_idx, self.final_head)
-        classes = self.data.classes
-        report = metrics.report(self.task, classes, self._targets(test_idx), test_probs, thresholds)
-        model = Classifier(self.spec, self.final_net, self.final_head, self.task)
-        model.eval().requires_grad_(False)
-        test_inputs = np.stack([self.images.plain(int(i)) for i in test_idx])
-        golden = test_inputs[: self.config.golden_images]
-        self._check_parity(model, golden, test_probs[: len(golden)])
+        done = evaluate(
+            self.data,
+            self.index,
+            spec=self.spec,
+            final_net=self.final_net,
+            final_head=self.final_head,
+            val_head=self.val_head,
+            features_of=self._final_features,
+            images=self.images,
+            golden_images=self.config.golden_images,
+            progress=self.progress,
+        )
         ids = [ex.image_id for ex in self.data.examples]
-        self.progress.step("evaluate", 1, 1, metric=_headline(report))
         return TrainResult(
-            model=model,
+            model=done.model,
             task=self.task,
-            labels=classes,
-            thresholds=thresholds,
-            metrics=report,
+            labels=self.data.classes,
+            thresholds=done.thresholds,
+            metrics=done.metrics,
             curves=self.curves,
             splits={s: [ids[i] for i in self.index[s]] for s in SPLITS},
-            test_predictions=self._predictions(test_idx, test_probs, thresholds),
+            test_predictions=done.test_predictions,
             calibration=np.stack([self.images.plain(int(i)) for i in self.calibration_idx]),
-            golden=golden,
-            test_inputs=test_inputs,
+            golden=done.golden,
+            test_inputs=done.test_inputs,
             warnings=warnings,
             backbone=self.spec.name,
             seconds=time.monotonic() - self.started,
@@ -456,77 +456,15 @@ class _Run:
             return None
         return torch.from_numpy(np.stack([a for a in arrays if a is not None]))
 
-    def _probabilities(self, idx: NDArray[np.int64], head: nn.Linear) -> Array:
-        """Probabilities of the final network with ``head`` on the plain views of ``idx``,
-        computed from the cache."""
+    def _final_features(self, idx: NDArray[np.int64]) -> torch.Tensor:
+        """The final network's features of the plain views of ``idx``, from the cache: the stored
+        features, or the fine-tuned top run on the stored trunk outputs."""
         keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
         with torch.inference_mode():
             if self.final_net is self.net:
-                feats = torch.from_numpy(stack_features(keys, self.features))
-            else:
-                trunks = self._trunks(keys)
-                if trunks is None:
-                    raise TagtrainError("the embedding cache lost entries during training")
-                feats = self.final_net.top(trunks)
-            logits = head(feats)
-            probs = torch.sigmoid(logits) if self.task == "multi_label" else logits.softmax(1)
-        return probs.double().numpy()
-
-    def _thresholds(self) -> dict[str, Any]:
-        if self.task == "single_label":
-            return {"default": 0.0, "per_label": {}}
-        val_idx = self.index["val"]
-        x, y = self._rows(val_idx)
-        with torch.inference_mode():
-            if self.val_head is self.head_fit.head:
-                probs = torch.sigmoid(self.val_head(torch.from_numpy(x))).double().numpy()
-            else:  # the fine-tuned model won on validation
-                probs = self._probabilities(val_idx, self.final_head)
-        chosen = metrics.best_f1_thresholds(y, probs)
-        return {
-            "default": metrics.DEFAULT_THRESHOLD,
-            "per_label": {
-                label: float(t) for label, t in zip(self.data.classes, chosen, strict=True)
-            },
-        }
-
-    def _check_parity(self, model: nn.Module, golden: NDArray[np.uint8], want: Array) -> None:
-        with torch.inference_mode():
-            got = model(torch.from_numpy(golden)).double().numpy()
-        diff = float(np.abs(got - want).max()) if got.size else 0.0
-        if diff > PARITY_TOLERANCE:
-            raise TagtrainError(
-                f"internal error: the trained model and its cached features disagree by {diff:.2e}"
-            )
-
-    def _predictions(
-        self, idx: NDArray[np.int64], probs: Array, thresholds: dict[str, Any]
-    ) -> list[dict[str, Any]]:
-        classes = self.data.classes
-        cut = metrics.label_thresholds(classes, thresholds)
-        out = []
-        for row, i in enumerate(idx):
-            target = np.asarray(self.data.targets)[i]
-            if self.task == "single_label":
-                true = [classes[int(target)]]
-                predicted = [classes[int(probs[row].argmax())]]
-            else:
-                true = [c for c, t in zip(classes, target, strict=True) if t]
-                predicted = [c for c, p, t in zip(classes, probs[row], cut, strict=True) if p >= t]
-            out.append(
-                {
-                    "image_id": self.data.examples[i].image_id,
-                    "true": true,
-                    "predicted": predicted,
-                    "correct": sorted(true) == sorted(predicted),
-                    "probabilities": {
-                        c: float(p) for c, p in zip(classes, probs[row], strict=True)
-                    },
-                }
-            )
-        return out
-
-
-def _headline(report: dict[str, Any]) -> float | None:
-    value = report.get("accuracy", report.get("map"))
-    return float(value) if value is not None else None
+                return torch.from_numpy(stack_features(keys, self.features))
+            trunks = self._trunks(keys)
+            if trunks is None:
+                raise TagtrainError("the embedding cache lost entries during training")
+            features: torch.Tensor = self.final_net.top(trunks)
+            return features
