@@ -37,12 +37,12 @@ function renderStatus(m) {
 
 let streamKey = "";
 
-/** One <img> per camera on the agent's MJPEG stream; rebuilt only when what it shows changes, so
- * that polling does not restart the streams. */
+/** One <img> per camera the agent runs, on its MJPEG stream; rebuilt only when what it shows
+ * changes, so that polling does not restart the streams. A stream that fails (the agent had not
+ * started that camera yet, or restarted) is tried again on the next poll. */
 function renderStreams(m) {
   const base = m.online ? m.status?.stream_url : null;
-  const cams = (m.status?.cameras ?? []).map((c) => c.name);
-  const names = cams.length ? cams : m.config.cameras.map((c) => c.name);
+  const names = (m.status?.cameras ?? []).map((c) => c.name);
   const key = JSON.stringify([base, names]);
   if (key === streamKey) return;
   streamKey = key;
@@ -52,13 +52,17 @@ function renderStreams(m) {
     return;
   }
   if (!names.length) {
-    box.replaceChildren(el("p", { className: "muted", id: "no-stream" }, "No camera is configured: add one below."));
+    const text = m.config.cameras.length
+      ? "The agent has not started its cameras yet: the stream appears when it has."
+      : "No camera is configured: add one below.";
+    box.replaceChildren(el("p", { className: "muted", id: "no-stream" }, text));
     return;
   }
   const root = base.replace(/\/+$/, "");
+  const retry = () => (streamKey = "");
   box.replaceChildren(...names.map((name) =>
     el("figure", { className: "stream" },
-      el("img", { src: `${root}/stream/${encodeURIComponent(name)}.mjpg`, alt: `Live view of camera ${name}` }),
+      el("img", { src: `${root}/stream/${encodeURIComponent(name)}.mjpg`, alt: `Live view of camera ${name}`, onerror: retry }),
       el("figcaption", {}, name))));
 }
 

@@ -39,9 +39,11 @@ export function fpsText(status) {
 
 const pct = (x) => `${(100 * x).toFixed(0)}%`;
 
-/** The latest `n` predictions as list items: "door · glass 91%, paper 5% · 12 s ago". */
+/** The latest `n` predictions, newest first, as list items: "door · glass 91%, paper 5% · 12 s
+ * ago". (Sorted here: the agent's list mixes its cameras.) */
 export function recentItems(status, n = 5) {
-  return (status?.recent ?? []).slice(-n).reverse().map((r) => {
+  const newest = [...(status?.recent ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  return newest.slice(0, n).map((r) => {
     const labels = r.classifications.map((c) => `${c.class_name} ${pct(c.confidence)}`).join(", ") || "no label";
     return el("li", {}, el("b", {}, r.camera), ` · ${labels} `, el("span", { className: "muted" }, `· ${ago(r.at)}`));
   });
