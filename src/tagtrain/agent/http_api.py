@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -41,10 +42,18 @@ class Classifications(BaseModel):
 router = APIRouter()
 
 
-def create_agent_app(services: Services, status: Callable[[], AgentStatus]) -> FastAPI:
+def create_agent_app(
+    services: Services,
+    status: Callable[[], AgentStatus],
+    *,
+    closing: threading.Event | None = None,
+) -> FastAPI:
+    """The app; set ``closing`` before stopping its server, so that the endless live streams end
+    (the server waits for open responses before it stops)."""
     app = FastAPI(title="tagtrain agent", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     app.state.status = status
+    app.state.closing = closing or threading.Event()
     app.add_exception_handler(TagtrainError, _error)  # type: ignore[arg-type]
     app.include_router(router)
     return app
@@ -145,7 +154,9 @@ def stream(request: Request, camera: str) -> StreamingResponse:
     if camera not in services.frames.names():
         known = ", ".join(services.frames.names()) or "none"
         raise NotFound(f"this machine has no camera named {camera!r} (it has: {known})")
-    return StreamingResponse(mjpeg(services, camera), media_type=MEDIA_TYPE)
+    return StreamingResponse(
+        mjpeg(services, camera, request.app.state.closing), media_type=MEDIA_TYPE
+    )
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -5,6 +5,7 @@ the camera loops only when the cameras changed, and the vision settings in place
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from tagtrain.agent.camera_loop import CameraHub, CameraLoop, OnCapture
@@ -33,7 +34,9 @@ class Machine:
         self.config = MachineConfig()
         self.services = Services(slot, self.hub, self.config.vision)
         self._on_capture = on_capture
-        self.http = LocalServer(create_agent_app(self.services, self.status), listen)
+        self._closing = threading.Event()  # ends the live streams, which would hold up stop()
+        app = create_agent_app(self.services, self.status, closing=self._closing)
+        self.http = LocalServer(app, listen)
         self._viam_address = viam_grpc
         self.viam: Any = None
         self.queue_status = QueueStatus()
@@ -55,6 +58,7 @@ class Machine:
         self.hub.stop()
         if self.viam is not None:
             self.viam.stop()
+        self._closing.set()
         self.http.stop()
 
     def configure(self, config: MachineConfig) -> None:

@@ -6,6 +6,7 @@ nothing and a watched one never slows the camera loop (encoding runs in the view
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -36,10 +37,11 @@ def annotate(frame: Frame, shown: list[Classification]) -> bytes:
     return encode_jpeg(np.asarray(picture))
 
 
-async def mjpeg(services: Services, camera: str) -> AsyncIterator[bytes]:
-    """The parts of the stream, forever (the server stops it when the viewer goes)."""
+async def mjpeg(services: Services, camera: str, closing: threading.Event) -> AsyncIterator[bytes]:
+    """The parts of the stream until ``closing`` is set (the server stops it when the viewer
+    goes)."""
     shown_at = None
-    while True:
+    while not closing.is_set():
         try:
             frame = services.frames.latest(camera)
         except Unavailable:
