@@ -80,6 +80,9 @@ class Deployer:
 
     def restore(self) -> bool:
         """Serve the last good version recorded on disk (for a start without the server)."""
+        if not (self.packages / CURRENT).exists():
+            log.info("no model yet: it is served once the server deploys one")
+            return False
         try:
             record = json.loads((self.packages / CURRENT).read_text())
             folder = self.packages / record["folder"]

@@ -51,6 +51,7 @@ def agent(
 ) -> None:
     """Run the cameras, the model and the local vision / ML-model services of this machine."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s tagtrain agent: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request to the server
     stop = _stop_on_signals()
     if config is not None:
         from tagtrain.agent.standalone import StandaloneAgent
