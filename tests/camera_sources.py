@@ -15,9 +15,10 @@ from tests.conftest import trashnet_photos
 VIDEO_SIZE = (320, 240)
 
 
-def image_folder(dest: Path, n: int) -> Path:
+def image_folder(dest: Path, n: int, *, photos: list[Path] | None = None) -> Path:
+    """A folder camera showing ``n`` photos (or these ``photos``), named ``000_<class>.jpg``..."""
     dest.mkdir(parents=True, exist_ok=True)
-    for i, photo in enumerate(trashnet_photos(n)):
+    for i, photo in enumerate(trashnet_photos(n) if photos is None else photos):
         shutil.copyfile(photo, dest / f"{i:03d}_{photo.parent.name}.jpg")
     return dest
 

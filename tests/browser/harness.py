@@ -101,19 +101,20 @@ README_SHOT = ROOT / "docs" / "screenshot-data.png"
 README_SHOT_MAX = 300_000
 
 
-def save_readme_screenshot(page: Page) -> Path:
-    """The data tab for the README: a palette PNG small enough to commit (< 300 KB)."""
+def save_readme_screenshot(page: Page, target: Path = README_SHOT) -> Path:
+    """The page as it shows now, for the README (the data tab unless ``target`` says another
+    file under docs/): a palette PNG small enough to commit (< 300 KB)."""
     from io import BytesIO
 
     from PIL import Image
 
     full = Image.open(BytesIO(page.screenshot(animations="disabled"))).convert("RGB")
-    README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     for width, colors in ((1280, 256), (1100, 192), (960, 128)):
         small = full.resize(
             (width, round(full.height * width / full.width)), Image.Resampling.LANCZOS
         )
-        small.quantize(colors, method=Image.Quantize.MEDIANCUT).save(README_SHOT, optimize=True)
-        if README_SHOT.stat().st_size < README_SHOT_MAX:
+        small.quantize(colors, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+        if target.stat().st_size < README_SHOT_MAX:
             break
-    return README_SHOT
+    return target
