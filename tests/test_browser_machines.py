@@ -147,6 +147,12 @@ def test_config_deploy_pin_test_panel_stream_and_key(
     page.js_errors.clear()  # type: ignore[attr-defined]  # showError logs the refusal too
     camera_field(page, "Max confidence").fill("1")
     page.get_by_label("Default minimum confidence").fill("0.25")
+    page.get_by_label("Per-label minimums").fill("glass=0.8, metal")  # the second has no value
+    page.get_by_role("button", name="Save config").click()
+    expect(error).to_contain_text('per-label minimum "metal" is not label=number')
+    error.get_by_role("button", name="Dismiss").click()
+    page.js_errors.clear()  # type: ignore[attr-defined]
+    page.get_by_label("Per-label minimums").fill("glass=0.8, metal: 0.6")
     page.get_by_role("button", name="Save config").click()
     expect(page.locator(".toast.ok")).to_contain_text("Config saved")
     config = agent_config(live, key).json()["config"]
@@ -155,9 +161,11 @@ def test_config_deploy_pin_test_panel_stream_and_key(
     assert config["cameras"][0]["capture"]["tags"] == ["from-door", "unsure"]
     assert config["cameras"][0]["capture"]["min_confidence"] == 0.9
     assert config["vision"]["default_minimum_confidence"] == 0.25
+    assert config["vision"]["label_confidences"] == {"glass": 0.8, "metal": 0.6}
     page.reload()
     ready(page)
     expect(camera_field(page, "Tags for captures")).to_have_value("from-door, unsure")
+    expect(page.get_by_label("Per-label minimums")).to_have_value("glass=0.8, metal=0.6")
 
     # Deploy the newest version, then pin the earlier one (a rollback) in one click.
     page.locator("#deploy-model").select_option("trash-tiny")

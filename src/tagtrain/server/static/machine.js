@@ -116,6 +116,23 @@ function renderConfig(config) {
   $("vision-name").value = config.vision.name;
   $("vision-min").value = String(config.vision.default_minimum_confidence);
   $("vision-n").value = String(config.vision.n);
+  $("vision-per-label").value = Object.entries(config.vision.label_confidences)
+    .map(([label, value]) => `${label}=${value}`)
+    .join(", ");
+}
+
+// "glass=0.8, metal=0.6" -> {glass: 0.8, metal: 0.6}; a bad entry is named in the error.
+function perLabel(text) {
+  const out = {};
+  for (const entry of list(text)) {
+    const match = entry.match(/^(.+?)\s*[=:]\s*([0-9.]+)$/);
+    const value = match ? Number(match[2]) : NaN;
+    if (!match || !(value >= 0 && value <= 1)) {
+      throw new Error(`per-label minimum "${entry}" is not label=number between 0 and 1`);
+    }
+    out[match[1].trim()] = value;
+  }
+  return out;
 }
 
 function configFromForm() {
@@ -124,8 +141,7 @@ function configFromForm() {
     vision: {
       name: $("vision-name").value.trim(),
       default_minimum_confidence: num($("vision-min")),
-      // Per-label minimums have no field here: keep what is stored.
-      label_confidences: machine?.config.vision.label_confidences ?? {},
+      label_confidences: perLabel($("vision-per-label").value),
       n: num($("vision-n")),
     },
   };
