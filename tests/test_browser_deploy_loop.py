@@ -51,14 +51,15 @@ def fingerprint(data: bytes) -> np.ndarray:
     return np.asarray(picture.resize((24, 24), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def train_from_dataset_page(page: Page, *, skip: tuple[str, ...] = ()) -> None:
-    """Press Train on the dataset's page (leaving out the labels in ``skip``) and wait until the
-    job's page says it completed."""
+def train_from_dataset_page(page: Page, *, unticked: tuple[str, ...] = ()) -> None:
+    """Press Train on the dataset's page as it comes (checking that the tags in ``unticked`` are
+    not offered as classes) and wait until the job's page says it completed."""
     page.goto(f"/datasets/{MODEL}")
     expect(page.locator("#train-form")).to_have_attribute("data-ready", "true")
     expect(page.get_by_label("Model", exact=True)).to_have_value(MODEL)
-    for name in skip:
-        page.locator("#train-labels").get_by_label(name).uncheck()
+    for name in unticked:
+        expect(page.locator("#train-labels").get_by_label(name)).not_to_be_checked()
+        expect(page.locator("#train-previous")).to_contain_text(f"Not ticked: {name}")
     page.get_by_role("button", name="Train").click()
     expect(page).to_have_url(re.compile(r"/jobs/\d+$"))
     expect(page.locator("#job-state")).to_have_text("completed", timeout=TRAINING)
@@ -256,8 +257,8 @@ def run_the_loop(
         f"{len(labeled)} image{'s' if len(labeled) != 1 else ''} added to “{MODEL}”"
     )
 
-    # v2: the same form; the capture tag is not a class.
-    train_from_dataset_page(page, skip=("from-machine",))
+    # v2: the same form starts from v1's labels, so the capture tag is not a class.
+    train_from_dataset_page(page, unticked=("from-machine",))
     page.get_by_role("link", name="Open the report").click()
     expect(page).to_have_url(re.compile(rf"/models/{MODEL}/versions/2$"))
 

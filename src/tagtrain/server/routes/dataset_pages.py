@@ -6,15 +6,19 @@ functions of the dataset's statistics so the tests can check them without a brow
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from tagtrain.errors import TagtrainError
 from tagtrain.server.deps import StoreDep
 from tagtrain.server.routes.web import PageUser, render, render_error
 from tagtrain.store import datasets as ds_store
+from tagtrain.store import model_versions
 from tagtrain.store.datasets import DatasetStats
 
 router = APIRouter(include_in_schema=False)
@@ -88,6 +92,7 @@ def dataset_page(request: Request, store: StoreDep, user: PageUser, name: str) -
     try:
         with store.transaction() as session:
             stats = ds_store.stats(session, name)
+            previous = previous_trainings(session, name)
     except TagtrainError as exc:
         return render_error(request, user, exc)
     top = max([*stats.tag_counts.values(), stats.untagged, 1])
@@ -100,4 +105,22 @@ def dataset_page(request: Request, store: StoreDep, user: PageUser, name: str) -
         bars=bars(stats),
         untagged_share=100 * stats.untagged / top,
         warnings=dataset_warnings(stats),
+        previous=previous,
     )
+
+
+def previous_trainings(session: Session, dataset: str) -> dict[str, dict[str, Any]]:
+    """Model name -> the task and labels of its newest version trained on ``dataset``: training
+    the same model again starts from those labels, not from every tag (tags added since, such as
+    a machine's capture tag, are not classes)."""
+    found: dict[str, dict[str, Any]] = {}
+    for model, versions in model_versions.list_models(session):
+        newest = next((v for v in versions if v.dataset == dataset), None)
+        if newest is not None:
+            task = "multi" if model.task == "multi_label" else "single"
+            found[model.name] = {
+                "version": newest.version,
+                "task": task,
+                "labels": json.loads(newest.labels),
+            }
+    return found

@@ -21,9 +21,32 @@ function showError(message) {
   box.hidden = !message;
 }
 
+// Training a model again starts from the task and labels of its last version on this dataset:
+// tags added since (a machine's capture tag, say) are not new classes unless ticked.
+function startFromPrevious(model) {
+  const previous = JSON.parse(document.getElementById("previous-trainings")?.textContent || "{}");
+  const last = previous[model];
+  const note = document.getElementById("train-previous");
+  if (!last || !note) {
+    if (note) note.hidden = true;
+    return;
+  }
+  const boxes = [...form.querySelectorAll('input[name="labels"]')];
+  for (const box of boxes) box.checked = last.labels.includes(box.value);
+  const task = form.querySelector(`input[name="task"][value="${last.task}"]`);
+  if (task) task.checked = true;
+  const fresh = boxes.filter((b) => !b.checked).map((b) => b.value);
+  note.textContent =
+    `Ticked: the labels of ${model} v${last.version}.` +
+    (fresh.length ? ` Not ticked: ${fresh.join(", ")} (tick to learn them too).` : "");
+  note.hidden = false;
+}
+
 if (form) {
   const input = form.elements.model;
   input.value = modelName(input.value || datasetName);
+  startFromPrevious(input.value);
+  input.addEventListener("change", () => startFromPrevious(input.value.trim()));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     showError("");
