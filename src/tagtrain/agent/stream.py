@@ -28,7 +28,7 @@ def annotate(frame: Frame, shown: list[Classification]) -> bytes:
     if frame.model:
         lines.append(frame.model)
     draw = ImageDraw.Draw(picture)
-    size = 10 * max(1, picture.width // 400)
+    size = max(12, min(picture.size) // 20)  # readable on a 240-px frame and on a 1080p one
     line_h = size + size // 5
     width = max(draw.textlength(line, font_size=size) for line in lines) + size
     draw.rectangle((0, 0, width, line_h * len(lines) + size // 2), fill=(0, 0, 0))
