@@ -19,9 +19,11 @@ export class Grid {
     this.allMatching = false;
     this.anchor = null;
     this.generation = 0;
-    const io = new IntersectionObserver((es) => es.some((e) => e.isIntersecting) && this.more(), {
-      rootMargin: `0px 0px ${AHEAD}px 0px`,
-    });
+    // An observer entry can be stale (queued before the last page went in): look again.
+    const io = new IntersectionObserver(
+      (es) => es.some((e) => e.isIntersecting) && this.near() && this.more(),
+      { rootMargin: `0px 0px ${AHEAD}px 0px` },
+    );
     io.observe(sentinel);
     grid.addEventListener("click", (e) => this.click(e));
   }
@@ -66,8 +68,12 @@ export class Grid {
     } finally {
       if (gen === this.generation) this.loading = false;
     }
-    const near = this.sentinel.getBoundingClientRect().top < innerHeight + AHEAD;
-    if (near && !this.done) this.more();
+    if (this.near() && !this.done) this.more();
+  }
+
+  /** Whether the sentinel below the grid is within AHEAD px of the viewport now. */
+  near() {
+    return this.sentinel.getBoundingClientRect().top < innerHeight + AHEAD;
   }
 
   append(items) {
