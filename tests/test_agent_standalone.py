@@ -261,3 +261,35 @@ def test_viam_sdk_talks_to_a_standalone_agent_over_grpc(package: Path, tmp_path:
     assert all(abs(a.confidence - b.confidence) < 1e-5 for a, b in zip(found, want, strict=True))
     assert len(from_cam) == 2
     assert meta["name"] == "tiny-trash" and meta["inputs"][0].name == "image"
+
+
+def test_a_camera_that_is_gone_is_reported_and_the_rest_keeps_serving(
+    package: Path, tmp_path: Path
+) -> None:
+    clip = video_file(tmp_path / "clip.avi", 3)
+    config = StandaloneConfig(
+        package=package,
+        listen="127.0.0.1:0",
+        cameras=[
+            {"name": "gone", "source": str(tmp_path / "unplugged.avi")},
+            {"name": "rtsp", "source": "rtsp://127.0.0.1:9/nothing-listens-here"},
+            {"name": "ok", "source": str(clip)},
+        ],
+    )
+    running = StandaloneAgent(config)
+    running.start()
+    try:
+        statuses = eventually(lambda: _faulty(running, {"gone", "rtsp"}), 30)
+        assert "neither a folder of images, a video file" in statuses["gone"].error
+        assert "cannot open" in statuses["rtsp"].error
+        with VisionClient(running.machine.http.url, "classifier") as vision:
+            assert eventually(lambda: vision.get_classifications_from_camera("ok", 1))
+            with pytest.raises(Exception, match="has no frame yet"):
+                vision.get_classifications_from_camera("gone", 1)
+    finally:
+        running.machine.stop()
+
+
+def _faulty(agent: StandaloneAgent, names: set[str]) -> dict[str, Any]:
+    statuses = {c.name: c for c in agent.machine.status().cameras}
+    return statuses if all(statuses[n].error for n in names) else {}

@@ -42,7 +42,9 @@ class TrainConfig:
     top_units: int = 3
     #: Units whose pooled outputs feed the head beside the last unit's, counted back from the
     #: last (1: the unit before it); at most ``top_units``, which is the trunk's output.
-    extra_taps: tuple[int, ...] = (3,)
+    #: (2, 3) over (3,): trashnet, 6 fixed 80/20 splits, end to end: 85.3% mean against 84.2%,
+    #: better or equal on every split.
+    extra_taps: tuple[int, ...] = (2, 3)
     finetune: bool = True
     #: Fine-tuning runs only with at least this many validation images: on fewer, a difference
     #: of an image or two decides, and on trashnet (36) the fine-tunes it kept scored lower on
