@@ -5,19 +5,16 @@ straight in the store, and machines registered through the API."""
 from __future__ import annotations
 
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
-from tagtrain.server import create_app
 from tagtrain.settings import Settings
 from tagtrain.store import open_store
 from tagtrain.store import users as user_store
+from tests.browser.harness import serve
 from tests.conftest import ADMIN
 
 
@@ -30,28 +27,8 @@ def free_port() -> int:
 @contextmanager
 def live_server(data: Path, port: int) -> Iterator[str]:
     """Serve the app over ``data`` on 127.0.0.1:``port`` until the block ends; yields its URL."""
-    app = create_app(Settings(data=data, worker=False))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve(data, port=port) as live:
+        yield live.url
 
 
 def admin_token(data: Path) -> str:

@@ -62,17 +62,20 @@ class LiveServer:
 
 
 @contextmanager
-def serve(data: Path, *, worker: bool = False) -> Iterator[LiveServer]:
-    """Serve a fresh app over ``data`` on a free 127.0.0.1 port until the block ends; with
-    ``worker`` the app runs its training worker process beside it, as ``tagtrain serve`` does."""
+def serve(data: Path, *, worker: bool = False, port: int = 0) -> Iterator[LiveServer]:
+    """Serve a fresh app over ``data`` on 127.0.0.1:``port`` (0: a free one) until the block
+    ends; with ``worker`` the app runs its training worker process beside it, as ``tagtrain
+    serve`` does. A chosen port lets a test stop the server and bring it back at one address."""
     settings = Settings(data=data, worker=worker)
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no 40 ms delayed-ACK stalls
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
