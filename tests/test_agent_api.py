@@ -70,6 +70,7 @@ def test_config_without_and_with_a_deployment(
         "machine": {"id": made["id"], "name": "pi-1"},
         "config": made["config"],
         "deployment": None,
+        "live_view": False,
     }
     camera = {"name": "door", "source": 0}
     api.put(f"/api/v1/machines/{made['id']}/config", json={"cameras": [camera]})

@@ -17,6 +17,7 @@ from tagtrain import __version__
 from tagtrain.errors import TagtrainError, TooLarge, Unauthorized
 from tagtrain.jobs.runner import LocalWorkerRunner, NoRunner
 from tagtrain.server.api_docs import install_docs
+from tagtrain.server.live_frames import LiveFrames
 from tagtrain.server.routes import (
     account,
     agent_api,
@@ -26,6 +27,7 @@ from tagtrain.server.routes import (
     datasets,
     images,
     jobs,
+    live_view,
     machine_pages,
     machines,
     model_pages,
@@ -64,6 +66,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = store or open_store(settings)
     app.state.runner = LocalWorkerRunner(settings) if settings.worker else NoRunner()
+    app.state.live_frames = LiveFrames()  # the live-view relay: in memory only, by design
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     routers = (
@@ -79,6 +82,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
         models,
         model_pages,
         machines,
+        live_view,
         machine_pages,
         agent_api,
     )

@@ -1,7 +1,8 @@
 """/api/v1/agent: what a machine's agent calls with its machine key (``docs/agent-protocol.md``).
 
 Only a machine key works here (a user's key or login does not), and it reaches only its own
-machine: its config, the package deployed to it now, and its own captures and status.
+machine: its config, the package deployed to it now, its own captures and status, and the live
+frames it relays while someone watches it (``live_frames``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tagtrain.ingest import ImportOptions, Item, import_entries, limits_from
 from tagtrain.machine_config import NAME_PATTERN, AgentStatus
 from tagtrain.package import zip_package
 from tagtrain.server.deps import SettingsDep, StoreDep
+from tagtrain.server.live_frames import LiveFramesDep
 from tagtrain.server.routes.images import over_limit
 from tagtrain.store import machines as machine_store
 from tagtrain.store.machines import KEY_PREFIX, Deployment
@@ -28,6 +30,9 @@ from tagtrain.store.tables import utcnow
 router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 CAPTURE_ID = re.compile(r"[0-9a-fA-F]{32}")
 MAX_AHEAD = timedelta(days=1)
+#: A relayed live frame: an annotated JPEG of up to 4K is well under this.
+MAX_FRAME_BYTES = 4 * 2**20
+JPEG_START = b"\xff\xd8\xff"
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,11 @@ class CaptureOut(BaseModel):
 
 
 @router.get("/config")
-def agent_config(store: StoreDep, settings: SettingsDep, me: MachineDep) -> dict[str, Any]:
-    """The machine, its config and what is deployed to it now (resolved to a version)."""
+def agent_config(
+    store: StoreDep, settings: SettingsDep, live: LiveFramesDep, me: MachineDep
+) -> dict[str, Any]:
+    """The machine, its config, what is deployed to it now (resolved to a version), and whether
+    someone watches its live view through the server (then it sends frames to ``/frames``)."""
     with store.transaction() as session:
         machine = machine_store.get(session, me.id)
         found = machine_store.resolve_deployment(session, machine, data=settings.data)
@@ -97,6 +105,7 @@ def agent_config(store: StoreDep, settings: SettingsDep, me: MachineDep) -> dict
         "machine": {"id": me.id, "name": me.name},
         "config": config.model_dump(mode="json"),
         "deployment": DeploymentOut.of(found).model_dump() if found else None,
+        "live_view": live.watched(me.id),
     }
 
 
@@ -195,4 +204,29 @@ def status(store: StoreDep, me: MachineDep, body: AgentStatus) -> Response:
     with store.transaction() as session:
         machine = machine_store.get(session, me.id)
         machine_store.record_status(session, machine=machine, status=body)
+    return Response(status_code=204)
+
+
+@router.post("/frames", status_code=204, response_class=Response)
+async def frame(
+    live: LiveFramesDep,
+    me: MachineDep,
+    file: Annotated[UploadFile | None, File(description="The annotated JPEG.")] = None,
+    camera: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Relay a camera's newest annotated frame to whoever watches this machine's live view. Kept
+    in memory only, newest per camera (frames are ephemeral: nothing is stored)."""
+    # Optional to FastAPI so that a missing field is a 400 naming it, as for captures.
+    if file is None:
+        raise BadInput("file is missing: send the annotated frame as the multipart field 'file'")
+    cam = _camera(camera)
+    name = f"the live frame of camera {cam!r}"
+    if (file.size or 0) > MAX_FRAME_BYTES:
+        raise TooLarge(f"{name} is {file.size:,} bytes, over the {MAX_FRAME_BYTES:,}-byte limit")
+    data = await file.read(MAX_FRAME_BYTES + 1)
+    if len(data) > MAX_FRAME_BYTES:  # the declared size can be missing
+        raise TooLarge(f"{name} is over the {MAX_FRAME_BYTES:,}-byte limit")
+    if not data.startswith(JPEG_START):
+        raise InvalidImage(name, "it is not a JPEG (it does not start like one)")
+    live.put(me.id, cam, data)
     return Response(status_code=204)

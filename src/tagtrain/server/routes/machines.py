@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tagtrain.machine_config import AgentStatus, MachineConfig
 from tagtrain.server.deps import CurrentUser, SettingsDep, StoreDep
+from tagtrain.server.live_frames import LiveFramesDep
 from tagtrain.store import machines as machine_store
 from tagtrain.store.tables import Machine
 
@@ -158,8 +159,11 @@ def revoke_key(
 
 
 @router.delete("/{machine_id}", status_code=204, response_class=Response)
-def delete_machine(store: StoreDep, _user: CurrentUser, machine_id: int) -> Response:
+def delete_machine(
+    store: StoreDep, live: LiveFramesDep, _user: CurrentUser, machine_id: int
+) -> Response:
     """Delete the machine; its captured images stay, with no machine."""
     with store.transaction() as session:
         machine_store.delete(session, machine_id=machine_id)
+    live.forget(machine_id)  # a later machine given the same id must not show its frames
     return Response(status_code=204)
