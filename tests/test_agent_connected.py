@@ -1,18 +1,23 @@
 """The agent against the real server on loopback: register a machine, configure a camera and a
 capture band, deploy "latest", watch status and captures arrive, roll back by pinning, pick up a
-new version by itself, refuse a tampered package while serving the last good one, and keep
-serving when the server goes away or the key is revoked."""
+new version by itself, refuse a tampered package while serving the last good one, keep serving
+when the server goes away or the key is revoked, and relay its live view through the server only
+while someone watches."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tagtrain.agent.connected import ConnectedAgent, ConnectedOptions
 from tagtrain.agent.deployer import Deployer
@@ -20,6 +25,7 @@ from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.server_link import Deployment
 from tagtrain.client import VisionClient
 from tagtrain.package import zip_package
+from tagtrain.server import live_frames
 from tagtrain.settings import Settings
 from tagtrain.store import open_store
 from tests.agent_live import admin_token, api, free_port, live_server, register_machine
@@ -155,6 +161,73 @@ def test_server_away_and_revoked_key_keep_the_machine_serving(rig: Rig, tmp_path
             client.delete(f"/api/v1/machines/{rig.machine_id}/key").raise_for_status()
         assert eventually(lambda: "refused this machine key" in (rig.agent._problem or "") or None)
         assert vision.get_classifications(photo, 3) == before
+
+
+def _picture(jpeg: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"), dtype=np.float32)
+
+
+def _shows_a_camera_photo(jpeg: bytes, photos: list[Path]) -> bool:
+    """The relayed frame is one of the camera's photos (below the labels drawn at the top)."""
+    got = _picture(jpeg)
+    half = got.shape[0] // 2
+    for photo in photos:
+        want = _picture(photo.read_bytes())
+        if want.shape == got.shape and np.abs(want[half:] - got[half:]).mean() < 8:
+            return True
+    return False
+
+
+def _mjpeg_parts(url: str, token: str, count: int) -> tuple[str, list[bytes]]:
+    """The content type and the first ``count`` JPEGs of an MJPEG stream; then it hangs up."""
+    parts: list[bytes] = []
+    buffer = b""
+    with api(url, token) as client, client.stream("GET", url) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            buffer += chunk
+            while (start := buffer.find(b"\xff\xd8")) >= 0 and (
+                end := buffer.find(b"\r\n--" + live_frames.BOUNDARY.encode(), start)
+            ) >= 0:
+                parts.append(buffer[start:end])
+                buffer = buffer[end + 2 :]
+            if len(parts) >= count:
+                return response.headers["content-type"], parts
+    raise AssertionError(f"the stream ended after {len(parts)} frames")
+
+
+def test_live_view_is_relayed_only_while_someone_watches(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_frames, "WATCH_WINDOW_S", 2.0)  # the server runs in this process
+    eventually(lambda: rig.machine()["status"]["cameras"][0]["fps"] > 0 or None, 30)
+    time.sleep(1.0)  # several polls (every 0.2 s) with nobody watching
+    assert rig.agent.push.live is False
+    assert rig.agent.push.frames_sent == 0
+
+    base = f"{rig.url}/api/v1/machines/{rig.machine_id}/cameras/bench"
+    started = time.monotonic()
+
+    def relayed() -> bytes | None:
+        with api(rig.url, rig.token) as client:
+            response = client.get(f"{base}/frame.jpg")
+        return response.content if response.status_code == 200 else None
+
+    jpeg = eventually(relayed, 10)  # the first request marks the machine watched
+    assert jpeg, "no frame was relayed"
+    assert time.monotonic() - started < 5
+    photos = sorted((tmp_path / "frames").glob("*.jpg"))
+    assert _shows_a_camera_photo(jpeg, photos)
+
+    kind, parts = _mjpeg_parts(f"{base}/live.mjpg", rig.token, 3)
+    assert kind.startswith("multipart/x-mixed-replace")
+    assert all(_shows_a_camera_photo(part, photos) for part in parts)
+    assert len(set(parts)) == 3  # new frames as they arrive, not the same one again
+
+    assert eventually(lambda: rig.agent.push.live is False or None, 10)  # nobody watches now
+    sent = rig.agent.push.frames_sent
+    time.sleep(1.0)
+    assert rig.agent.push.frames_sent == sent
 
 
 def test_a_restarted_agent_serves_its_last_model_while_the_server_is_away(tmp_path: Path) -> None:

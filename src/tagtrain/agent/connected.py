@@ -1,7 +1,8 @@
 """``tagtrain agent --server URL --machine-key KEY``: a machine the server manages.
 
 Every ``poll_s`` seconds it pulls its config and deployment (running what changed) and reports its
-status; captures go to the durable queue and sync in the background. The server being away changes
+status; captures go to the durable queue and sync in the background, and while someone watches the
+machine through the server, live frames go there too (``frame_push``). The server being away changes
 nothing on the machine: it keeps serving the last good model with the last config it had (both
 kept on disk, so a restart while the server is away works too), queues captures within the disk
 budget, and logs one sentence when the server goes away and one when it is back.
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 
 from tagtrain.agent.capture_queue import CaptureMeta, CaptureQueue
 from tagtrain.agent.deployer import Deployer
+from tagtrain.agent.frame_push import FramePush
 from tagtrain.agent.local_server import LocalServer
 from tagtrain.agent.machine import Machine
 from tagtrain.agent.model_slot import ModelSlot
@@ -64,6 +66,7 @@ class ConnectedAgent:
         )
         self.machine.stream_url = advertised_url(options.server, self.machine.http)
         self.sync = CaptureSync(self.queue, self.link)
+        self.push = FramePush(self.machine.services, self.link.post_frame)
         self._stop = threading.Event()
         self._problem: str | None = None
 
@@ -76,6 +79,7 @@ class ConnectedAgent:
             self.machine.configure(cached)
         self.machine.start()
         self.sync.start()
+        self.push.start()
         try:
             while not self._stop.is_set():
                 self.poll_once()
@@ -88,6 +92,7 @@ class ConnectedAgent:
 
     def close(self) -> None:
         """Stop every thread and let go of the queue (another agent may then take it)."""
+        self.push.stop()
         self.sync.stop()
         self.machine.stop()
         self.queue.close()
@@ -103,12 +108,14 @@ class ConnectedAgent:
             self.link.post_status(self.machine.status())
             self._recovered()
         except TagtrainError as exc:
+            self.push.live = False  # nobody can watch through a server that cannot be reached
             self._trouble(exc.message)
 
     def _apply(self, remote: RemoteConfig) -> None:
         if remote.config != self.machine.config:
             self.machine.configure(remote.config)
             self._save_config(remote.config)
+        self.push.live = remote.live_view
         self.deployer.apply(remote.deployment)
 
     def _capture(self, jpeg: bytes, camera: str, at: datetime, tags: tuple[str, ...]) -> None:

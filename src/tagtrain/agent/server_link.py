@@ -53,6 +53,7 @@ class RemoteConfig:
     machine_name: str
     config: MachineConfig
     deployment: Deployment | None
+    live_view: bool = False  # someone watches through the server: push live frames
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class ServerLink:
                 machine_name=str(machine["name"]),
                 config=parse_machine_config(body["config"], where="the config from the server"),
                 deployment=None if deployment is None else _deployment(deployment),
+                live_view=body.get("live_view") is True,  # absent from older servers: off
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected("the machine config", exc) from exc
@@ -123,6 +125,12 @@ class ServerLink:
             return UploadOutcome(image_id=int(body["image_id"]), existing=bool(body["existing"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise self._unexpected(f"the upload of {what}", exc) from exc
+
+    def post_frame(self, camera: str, jpeg: bytes) -> None:
+        """Relay one annotated live frame of ``camera`` to the server's viewers."""
+        files = {"file": (f"{camera}.jpg", jpeg, "image/jpeg")}
+        what = f"a live frame of camera {camera!r}"
+        self._call("POST", f"{_AGENT_API}frames", what=what, data={"camera": camera}, files=files)
 
     def post_status(self, status: AgentStatus) -> None:
         self._call(
