@@ -154,9 +154,24 @@ def test_the_stream_sends_the_newest_frame_then_each_new_one(
         return b"".join([part async for part in relay.stream(1, "door", gone)])
 
     body = asyncio.run(read())
-    head = f"--{BOUNDARY}\r\n".encode()
-    part = b"Content-Type: image/jpeg\r\nContent-Length: 6\r\n\r\n"
-    assert (
-        body == head + part + b"\xff\xd8\xffone\r\n" + head + part + b"\xff\xd8\xfftwo\r\n" + head
-    )
+    part = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode()
+    # Each frame comes with the next part's start, so that a browser shows it at once.
+    assert body == part + b"\xff\xd8\xffone\r\n" + part + b"\xff\xd8\xfftwo\r\n" + part
     assert relay.watched(1) and not relay.watched(2)
+
+
+def test_closing_the_relay_ends_its_streams() -> None:
+    """The server stopping ends the endless streams (it waits for open responses)."""
+    relay = LiveFrames()
+
+    async def never_gone() -> bool:
+        return False
+
+    async def read() -> int:
+        parts = 0
+        async for _part in relay.stream(1, "door", never_gone):
+            parts += 1
+            relay.close()
+        return parts
+
+    assert asyncio.run(asyncio.wait_for(read(), 5)) == 1

@@ -33,6 +33,7 @@ MAX_CAMERAS = 16
 STREAM_CHECK_S = 0.1
 BOUNDARY = "tagtrainframe"
 MEDIA_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+_NEXT_PART = f"\r\n--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class LiveFrames:
         self._frames: dict[int, dict[str, LiveFrame]] = {}
         self._watched: dict[int, float] = {}
         self._seq = 0
+        self._closing = threading.Event()
+
+    def close(self) -> None:
+        """End every open stream: the server is stopping, and it waits for open responses."""
+        self._closing.set()
 
     def put(self, machine_id: int, camera: str, jpeg: bytes) -> LiveFrame:
         with self._lock:
@@ -86,21 +92,21 @@ class LiveFrames:
         self, machine_id: int, camera: str, gone: Callable[[], Awaitable[bool]]
     ) -> AsyncIterator[bytes]:
         """MJPEG parts: the newest frame now (if any), then each newer one as it arrives, until
-        ``gone()`` says the viewer left. The machine stays watched for as long as the stream is
+        ``gone()`` says the viewer left (or :meth:`close`). The machine stays watched for as long as the stream is
         open, so the agent keeps pushing.
 
-        Each part ends with the next boundary line rather than starting with it: browsers show a
-        part only once they see the boundary after it, and at 2 frames a second waiting for the
-        next part would put the picture half a second behind (and show nothing from one frame).
-        The bytes are the same as the agent's own stream's, only sent earlier."""
+        Each frame is followed at once by the next part's boundary and headers (so the parts carry
+        no Content-Length, which MJPEG readers do not need): a browser shows a part only when the
+        next one begins, and at 2 frames a second waiting for the next frame would put the picture
+        half a second behind, and never show a camera's last frame at all."""
         shown = 0
-        yield f"--{BOUNDARY}\r\n".encode("ascii")
-        while not await gone():
+        yield _NEXT_PART[2:]  # the first part's boundary has no line break before it
+        while not self._closing.is_set() and not await gone():
             self.watch(machine_id)
             frame = self.latest(machine_id, camera)
             if frame is not None and frame.seq != shown:
                 shown = frame.seq
-                yield _part(frame.jpeg)
+                yield frame.jpeg + _NEXT_PART
             await asyncio.sleep(STREAM_CHECK_S)
 
 
@@ -110,8 +116,3 @@ def get_live_frames(request: Request) -> LiveFrames:
 
 
 LiveFramesDep = Annotated[LiveFrames, Depends(get_live_frames)]
-
-
-def _part(jpeg: bytes) -> bytes:
-    head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-    return head.encode("ascii") + jpeg + f"\r\n--{BOUNDARY}\r\n".encode("ascii")
