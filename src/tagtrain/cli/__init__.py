@@ -7,6 +7,7 @@ input (including an import where some files were rejected) and 1 for anything el
 
 from __future__ import annotations
 
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -39,4 +40,16 @@ def serve(
 
     settings = settings_for(data_dir, host=host, port=port)
     err.print(f"tagtrain: serving {settings.data} on http://{host}:{port}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    app = create_app(settings)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # The machines' relayed live views never end by themselves, and uvicorn waits for
+            # open responses: without this, Ctrl-C would wait for every machine page to close.
+            app.state.live_frames.close()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10
+    )
+    Server(config).run()
