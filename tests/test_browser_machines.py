@@ -1,14 +1,19 @@
 """The Machines pages in a real browser: register a machine (its key shown once, with the command
 that starts the agent), see it come online, edit its config (a bad value is refused with the
 server's reason), deploy from a model version's page, pin an earlier version, classify a photo
-with the deployed version, rotate the key, and fit a phone's width.
+with the deployed version, see the live view direct from the machine or (when the browser cannot
+reach it) relayed by the server, rotate the key, and fit a phone's width.
 
 The agent's side is played by plain HTTP calls with the machine key, as the agent makes them."""
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +30,7 @@ from tests.deploy_helpers import seed_model
 pytestmark = pytest.mark.browser
 pytest_plugins = ["tests.browser.fixtures"]
 POLL = 12_000  # the pages poll every 5 s
+SHOWS_A_FRAME = "document.querySelector('#streams img').naturalWidth > 0"
 
 
 @pytest.fixture
@@ -108,6 +114,48 @@ def test_register_a_machine_see_its_key_once_and_watch_it_come_online(
     assert page.js_errors == []  # type: ignore[attr-defined]
 
 
+def post_frame(live: LiveServer, key: str, photo: Path) -> None:
+    """What the agent sends while someone watches it through the server."""
+    files = {"file": ("door.jpg", photo.read_bytes(), "image/jpeg")}
+    res = httpx.post(
+        f"{live.url}/api/v1/agent/frames",
+        data={"camera": "door"},
+        files=files,
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert res.status_code == 204, res.text
+
+
+@contextmanager
+def agent_stream(photo: Path) -> Iterator[str]:
+    """A stand-in for an agent's own stream on loopback: ``/stream/door.mjpg`` sends one MJPEG
+    part (the photo) and ends. Yields its base URL."""
+    jpeg = photo.read_bytes()
+
+    class Stream(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/stream/door.mjpg":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=f")
+            self.end_headers()
+            head = f"--f\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            self.wfile.write(head.encode() + jpeg + b"\r\n--f--\r\n")
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def camera_field(page: Page, label: str) -> Any:
     return page.locator("fieldset.cam-config").first.get_by_label(label, exact=True)
 
@@ -181,15 +229,29 @@ def test_config_deploy_pin_test_panel_stream_and_key(
     # The test panel classifies a photo with the deployed version.
     expect(page.locator("#test-none")).to_be_hidden()
     expect(page.locator("#tryit")).to_have_attribute("data-ref", "trash-tiny@1")
-    page.set_input_files("#tryit-file", trashnet_photos(1)[0])
+    photo = trashnet_photos(1)[0]
+    page.set_input_files("#tryit-file", photo)
     expect(page.locator("#tryit")).to_have_attribute("data-state", "done")
     expect(page.locator("#tryit-results li")).to_have_count(5)
     expect(page.locator("#tryit-status")).to_contain_text("is the best match")
 
-    # Online with a stream: one live image per camera from the agent's stream URL.
+    # Online with a stream the browser can load: one live image per camera, from the agent.
+    stream, via = page.locator("#streams img"), page.locator("#streams .stream-via")
+    with agent_stream(photo) as agent_url:
+        report_status(live, key, stream_url=agent_url)
+        expect(stream).to_have_attribute("src", f"{agent_url}/stream/door.mjpg", timeout=POLL)
+        expect(via).to_have_text("direct from the machine")
+        page.wait_for_function(SHOWS_A_FRAME)
+
+    # A stream URL the browser cannot load (a closed port, as for an agent on loopback or behind
+    # NAT): the page falls back to the server's relay, which the agent feeds while it is watched.
     report_status(live, key, stream_url="http://127.0.0.1:9/")
-    stream = page.locator("#streams img")
-    expect(stream).to_have_attribute("src", "http://127.0.0.1:9/stream/door.mjpg", timeout=POLL)
+    relay = f"/api/v1/machines/{machine_id}/cameras/door/live.mjpg"
+    expect(stream).to_have_attribute("src", relay, timeout=POLL)
+    expect(via).to_have_text("relayed by the server")
+    assert agent_config(live, key).json()["live_view"] is True  # the page watches it
+    post_frame(live, key, photo)
+    page.wait_for_function(SHOWS_A_FRAME)
     shot(page, "machine-page", full_page=True)
 
     # A new key: shown once, and the old one stops working.

@@ -36,18 +36,30 @@ function renderStatus(m) {
 }
 
 let streamKey = "";
+let relayedBase = null; // the stream_url whose streams the browser could not load
+const relayed = new Set(); // cameras shown through the server's relay for that stream_url
+
+const DIRECT = "direct from the machine";
+const RELAYED = "relayed by the server";
 
 /** One <img> per camera the agent runs, on its MJPEG stream; rebuilt only when what it shows
- * changes, so that polling does not restart the streams. A stream that fails (the agent had not
- * started that camera yet, or restarted) is tried again on the next poll. */
+ * changes, so that polling does not restart the streams. The agent's own stream comes first (no
+ * load on the server); when the browser cannot load it (the agent listens on loopback, sits
+ * behind NAT, or reported no URL), the server's relay takes over: same origin, so the login
+ * cookie opens it, and it works whenever the agent can reach the server. A relay that fails is
+ * tried again on the next poll. */
 function renderStreams(m) {
-  const base = m.online ? m.status?.stream_url : null;
+  const base = m.online ? m.status?.stream_url?.replace(/\/+$/, "") || null : null;
   const names = (m.status?.cameras ?? []).map((c) => c.name);
-  const key = JSON.stringify([base, names]);
+  const key = JSON.stringify([m.online, base, names]);
   if (key === streamKey) return;
   streamKey = key;
+  if (base !== relayedBase) {
+    relayedBase = base;
+    relayed.clear();
+  }
   const box = $("streams");
-  if (!base) {
+  if (!m.online) {
     box.replaceChildren(el("p", { className: "muted", id: "no-stream" }, "The live stream appears here when the agent is online."));
     return;
   }
@@ -58,12 +70,29 @@ function renderStreams(m) {
     box.replaceChildren(el("p", { className: "muted", id: "no-stream" }, text));
     return;
   }
-  const root = base.replace(/\/+$/, "");
-  const retry = () => (streamKey = "");
-  box.replaceChildren(...names.map((name) =>
-    el("figure", { className: "stream" },
-      el("img", { src: `${root}/stream/${encodeURIComponent(name)}.mjpg`, alt: `Live view of camera ${name}`, onerror: retry }),
-      el("figcaption", {}, name))));
+  box.replaceChildren(...names.map((name) => streamFigure(base, name)));
+}
+
+function streamFigure(base, name) {
+  const camera = encodeURIComponent(name);
+  const relayUrl = `${url}/cameras/${camera}/live.mjpg`;
+  const via = el("span", { className: "muted small stream-via" });
+  const img = el("img", { alt: `Live view of camera ${name}` });
+  const show = (direct) => {
+    img.src = direct ? `${base}/stream/${camera}.mjpg` : relayUrl;
+    img.dataset.via = direct ? "direct" : "relay";
+    via.textContent = direct ? DIRECT : RELAYED;
+  };
+  img.addEventListener("error", () => {
+    if (img.dataset.via === "direct") {
+      relayed.add(name);
+      show(false);
+    } else {
+      streamKey = ""; // the relay failed too: build it again on the next poll
+    }
+  });
+  show(Boolean(base) && !relayed.has(name));
+  return el("figure", { className: "stream" }, img, el("figcaption", {}, name, " ", via));
 }
 
 // ---- config form ------------------------------------------------------------------------------
