@@ -92,7 +92,7 @@ function streamFigure(base, name) {
     }
   });
   show(Boolean(base) && !relayed.has(name));
-  return el("figure", { className: "stream" }, img, el("figcaption", {}, name, " ", via));
+  return el("figure", { className: "stream" }, img, el("figcaption", {}, name, " · ", via));
 }
 
 // ---- config form ------------------------------------------------------------------------------
