@@ -49,7 +49,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import onnx
@@ -98,23 +98,29 @@ Probs = NDArray[np.float32]
 TASK_ALIASES = {"single": "single_label", "multi": "multi_label"}
 
 
+class ManifestFields(TypedDict):
+    """What the manifest says about a model; :func:`write_package` takes them as keywords."""
+
+    name: str
+    version: int
+    task: str
+    labels: Sequence[str]
+    thresholds: Thresholds | Mapping[str, Any] | float | None
+    metrics: Mapping[str, Any]
+    dataset: DatasetInfo | Mapping[str, Any]
+    backbone: str
+    input_size: int
+
+
 def write_package(
     out_dir: str | Path,
     *,
     model: torch.nn.Module,
-    name: str,
-    version: int,
-    task: str,
-    labels: Sequence[str],
-    thresholds: Thresholds | Mapping[str, Any] | float | None,
-    metrics: Mapping[str, Any],
-    dataset: DatasetInfo | Mapping[str, Any],
-    backbone: str,
-    input_size: int,
     calibration: Images,
     golden: Images,
     test_inputs: Images | None = None,
     overwrite: bool = False,
+    **fields: Unpack[ManifestFields],
 ) -> Manifest:
     """Export ``model`` as a checked package folder ``out_dir``; return its manifest.
 
@@ -130,10 +136,8 @@ def write_package(
     ``overwrite``. Raises PackageError when a check fails, Conflict when ``out_dir`` is taken.
     """
     out_dir = Path(out_dir)
-    manifest = _manifest(
-        name=name, version=version, task=task, labels=labels, thresholds=thresholds,
-        metrics=metrics, dataset=dataset, backbone=backbone, input_size=input_size,
-    )  # fmt: skip
+    manifest = _manifest(fields)
+    input_size = fields["input_size"]
     golden = _images(golden, "golden", input_size)
     calibration = _images(calibration, "calibration", input_size)[:MAX_CALIBRATION]
     check = golden if test_inputs is None else _images(test_inputs, "test_inputs", input_size)
@@ -193,32 +197,22 @@ def _build(
     return final
 
 
-def _manifest(
-    *,
-    name: str,
-    version: int,
-    task: str,
-    labels: Sequence[str],
-    thresholds: Thresholds | Mapping[str, Any] | float | None,
-    metrics: Mapping[str, Any],
-    dataset: DatasetInfo | Mapping[str, Any],
-    backbone: str,
-    input_size: int,
-) -> Manifest:
+def _manifest(fields: ManifestFields) -> Manifest:
     """The manifest without digests, validated before any slow work starts."""
-    task = TASK_ALIASES.get(task, task)
+    task = TASK_ALIASES.get(fields["task"], fields["task"])
+    size = fields["input_size"]
     data = {
         "format_version": FORMAT_VERSION,
-        "name": name,
-        "version": version,
+        "name": fields["name"],
+        "version": fields["version"],
         "task": task,
-        "labels": list(labels),
-        "input": {"height": input_size, "width": input_size},
+        "labels": list(fields["labels"]),
+        "input": {"height": size, "width": size},
         "output": {"activation": ACTIVATION.get(task, "softmax")},
-        "thresholds": _thresholds(thresholds, task),
-        "metrics": _plain_json(metrics, "metrics"),
-        "dataset": dataset,
-        "backbone": backbone,
+        "thresholds": _thresholds(fields["thresholds"], task),
+        "metrics": _plain_json(fields["metrics"], "metrics"),
+        "dataset": fields["dataset"],
+        "backbone": fields["backbone"],
         "created_at": datetime.now(UTC),
     }
     return parse_manifest(data, MANIFEST)
