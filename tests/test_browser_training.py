@@ -21,14 +21,13 @@ from playwright.sync_api import Browser, Page, expect
 
 from tagtrain.package.metrics import report as metrics_report
 from tagtrain.store import Store, jobs, model_versions, open_store
-from tests.browser.harness import DESKTOP, ROOT, LiveServer, serve, shot
+from tests.browser.harness import DESKTOP, ROOT, LiveServer, save_readme_screenshot, serve, shot
 from tests.browser.steps import api_get, assert_fits_width, first_run, go_tab, log_in, ready
 from tests.conftest import TRASHNET, trashnet_photos
 
 pytestmark = pytest.mark.browser
 pytest_plugins = ["tests.browser.fixtures"]
 REPORT_SHOT = ROOT / "docs" / "screenshot-report.png"
-REPORT_SHOT_MAX = 300_000
 
 
 # --- set-up helpers ------------------------------------------------------------------------------
@@ -428,7 +427,7 @@ def test_train_in_the_browser_watch_it_and_read_the_report(
         expect(page.locator("#tryit")).to_have_attribute("data-state", "done", timeout=30_000)
         expect(page.locator("#tryit-results li")).to_have_count(3)
         shot(page, "report", full_page=True)
-        save_report_screenshot(page)
+        save_readme_screenshot(page, REPORT_SHOT, full_page=True, max_height=1500)
         wrong = page.locator("#wrong li a")
         if wrong.count():
             href = wrong.first.get_attribute("href")
@@ -437,27 +436,6 @@ def test_train_in_the_browser_watch_it_and_read_the_report(
             ready(page)
         assert errors == []
         ctx.close()
-
-
-def save_report_screenshot(page: Page) -> Path:
-    """The report for the README: a palette PNG small enough to commit (< 300 KB)."""
-    from io import BytesIO
-
-    from PIL import Image
-
-    full = Image.open(BytesIO(page.screenshot(full_page=True, animations="disabled"))).convert(
-        "RGB"
-    )
-    full = full.crop((0, 0, full.width, min(full.height, 1500)))
-    REPORT_SHOT.parent.mkdir(parents=True, exist_ok=True)
-    for width, colors in ((1280, 256), (1100, 192), (960, 128), (800, 96)):
-        small = full.resize(
-            (width, round(full.height * width / full.width)), Image.Resampling.LANCZOS
-        )
-        small.quantize(colors, method=Image.Quantize.MEDIANCUT).save(REPORT_SHOT, optimize=True)
-        if REPORT_SHOT.stat().st_size < REPORT_SHOT_MAX:
-            break
-    return REPORT_SHOT
 
 
 def test_report_helpers_read_the_metrics_json() -> None:

@@ -104,16 +104,22 @@ README_SHOT = ROOT / "docs" / "screenshot-data.png"
 README_SHOT_MAX = 300_000
 
 
-def save_readme_screenshot(page: Page, target: Path = README_SHOT) -> Path:
+def save_readme_screenshot(
+    page: Page, target: Path = README_SHOT, *, full_page: bool = False, max_height: int = 0
+) -> Path:
     """The page as it shows now, for the README (the data tab unless ``target`` says another
-    file under docs/): a palette PNG small enough to commit (< 300 KB)."""
+    file under docs/): a palette PNG small enough to commit (< 300 KB). ``full_page`` takes the
+    whole page, cut at ``max_height`` pixels when that is set."""
     from io import BytesIO
 
     from PIL import Image
 
-    full = Image.open(BytesIO(page.screenshot(animations="disabled"))).convert("RGB")
+    shot = page.screenshot(full_page=full_page, animations="disabled")
+    full = Image.open(BytesIO(shot)).convert("RGB")
+    if max_height:
+        full = full.crop((0, 0, full.width, min(full.height, max_height)))
     target.parent.mkdir(parents=True, exist_ok=True)
-    for width, colors in ((1280, 256), (1100, 192), (960, 128)):
+    for width, colors in ((1280, 256), (1100, 192), (960, 128), (800, 96)):
         small = full.resize(
             (width, round(full.height * width / full.width)), Image.Resampling.LANCZOS
         )
