@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -32,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from tagtrain.errors import BadInput, Conflict
+from tagtrain.files import TEMP_PREFIX, write_atomic
 from tagtrain.machine_config import NAME_PATTERN, QueueStatus
 from tagtrain.processes import pid_alive
 
 log = logging.getLogger("tagtrain.agent")
 
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TEMP_PREFIX
 _ITEM = re.compile(r"^(\d{20})-([0-9a-f]{32})\.(jpg|json)$")
 _CAPTURE_ID = re.compile(r"^[0-9a-f]{32}$")
 _COUNTERS = "counters.json"
@@ -283,9 +283,9 @@ class CaptureQueue:
 
     def _write(self, key: str, jpeg: bytes, sidecar: bytes) -> None:
         # The JPEG first, the sidecar last: a sidecar on disk means its capture is whole.
-        _write_file(self.root / f"{key}.jpg", jpeg, durable=True)
+        write_atomic(self.root / f"{key}.jpg", jpeg, durable=True)
         try:
-            _write_file(self.root / f"{key}.json", sidecar, durable=True)
+            write_atomic(self.root / f"{key}.json", sidecar, durable=True)
             _fsync_dir(self.root)
         except OSError:
             for suffix in (".json", ".jpg"):
@@ -372,7 +372,7 @@ class CaptureQueue:
             with self._lock:
                 data = json.dumps({"dropped": self._dropped, "synced": self._synced}).encode()
             with contextlib.suppress(OSError):  # a full disk must not stop the queue
-                _write_file(self.root / _COUNTERS, data, durable=False)
+                write_atomic(self.root / _COUNTERS, data, durable=False)
 
 
 def _size(n: int) -> str:
@@ -390,21 +390,6 @@ def _lock_folder(root: Path) -> int:
             "or give this one its own data folder"
         ) from None
     return fd
-
-
-def _write_file(final: Path, data: bytes, *, durable: bool) -> None:
-    # The writer's pid is in the temp name, so a later open can tell a dead writer's leftovers.
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=final.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _fsync_dir(path: Path) -> None:

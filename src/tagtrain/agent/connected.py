@@ -28,6 +28,7 @@ from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.server_link import RemoteConfig, ServerLink
 from tagtrain.agent.sync import CaptureSync
 from tagtrain.errors import BadInput, TagtrainError
+from tagtrain.files import write_atomic
 from tagtrain.machine_config import MachineConfig, parse_machine_config
 
 log = logging.getLogger("tagtrain.agent")
@@ -144,10 +145,7 @@ class ConnectedAgent:
             return None
 
     def _save_config(self, config: MachineConfig) -> None:
-        path = self.options.state / CONFIG_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(config.model_dump_json())
-        tmp.replace(path)
+        write_atomic(self.options.state / CONFIG_FILE, config.model_dump_json().encode())
 
 
 def advertised_url(server: str, http: LocalServer) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.server_link import Deployment
 from tagtrain.errors import PackageError, TagtrainError
+from tagtrain.files import write_atomic
 from tagtrain.runtime import Classifier, extract_package
 
 log = logging.getLogger("tagtrain.agent")
@@ -115,20 +115,10 @@ class Deployer:
         self.current = key
         self._failure = None
         self.last_error = None
-        _write_atomic(
-            self.packages / CURRENT, json.dumps({"key": key, "folder": folder.name}).encode()
-        )
+        record = json.dumps({"key": key, "folder": folder.name}).encode()
+        write_atomic(self.packages / CURRENT, record, durable=True)
         log.info("now serving %s", self.slot.ref)
 
 
 def _key(deployment: Deployment) -> str:
     return f"{deployment.model}@{deployment.version}:{deployment.manifest_sha256}"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -16,7 +16,6 @@ import contextlib
 import ctypes
 import os
 import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -24,10 +23,11 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from tagtrain.errors import NotFound
+from tagtrain.files import TEMP_PREFIX, write_atomic
 from tagtrain.processes import pid_alive
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
-_TMP_PREFIX = ".tmp-"
+_TMP_PREFIX = TEMP_PREFIX
 
 
 class BlobStore(Protocol):
@@ -93,15 +93,7 @@ class LocalBlobStore:
             if final.stat().st_size == len(data):
                 return
         final.parent.mkdir(parents=True, exist_ok=True)
-        # The writer's pid is in the name, so a later run can tell a dead writer's leftovers.
-        fd, tmp = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-", dir=final.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, final)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(final, data)  # durable later, for a whole batch, by flush()
         self._written.set()
 
     def flush(self) -> None:
