@@ -287,12 +287,37 @@ def test_an_agent_on_every_interface_advertises_the_address_it_reaches_the_serve
     from tagtrain.agent.services import NoCameras, Services
     from tagtrain.machine_config import AgentStatus, VisionConfig
 
+    own = _non_loopback_address()
+    if own is None:
+        pytest.skip("this machine has no network interface but loopback")
     app = create_agent_app(Services(ModelSlot(), NoCameras(), VisionConfig()), AgentStatus)
     everywhere = LocalServer(app, "0.0.0.0:0")
     loopback = LocalServer(app, "127.0.0.1:0")
     try:
-        assert advertised_url("http://127.0.0.1:8000", everywhere) == everywhere.url
-        assert advertised_url("http://127.0.0.1:8000", loopback) == loopback.url
+        # The server is reached through this machine's own interface: that address is advertised,
+        # not the loopback one a browser elsewhere could not use.
+        url = advertised_url(f"http://{own}:8000", everywhere)
+        assert url == f"http://{own}:{everywhere.port}"
+        # Listening on one address: that one, whatever the route to the server.
+        assert advertised_url(f"http://{own}:8000", loopback) == loopback.url
     finally:
         everywhere.stop()
         loopback.stop()
+
+
+def _non_loopback_address() -> str | None:
+    """An IPv4 address of one of this machine's interfaces other than loopback (Linux)."""
+    import fcntl
+    import socket
+    import struct
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            if name == "lo":
+                continue
+            try:
+                packed = fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+            except OSError:  # no IPv4 address on it
+                continue
+            return socket.inet_ntoa(packed[20:24])  # SIOCGIFADDR: the address of the interface
+    return None
