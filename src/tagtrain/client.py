@@ -20,7 +20,7 @@ import base64
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import numpy as np
@@ -72,7 +72,7 @@ class _Service:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> _Service:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -8,9 +8,10 @@ HTTP only) validates it again when it arrives, and the stand-alone agent reads i
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -174,6 +175,30 @@ def _validate(model: type[_M], data: Any, where: str) -> _M:
 class LabelScore(BaseModel):
     class_name: str
     confidence: float
+
+
+class Classifications(BaseModel):
+    """GetClassifications' answer, from the server and from every machine alike."""
+
+    classifications: list[LabelScore]
+
+    @classmethod
+    def of(cls, found: Sequence[Classified]) -> Classifications:
+        return cls(classifications=[scores(c) for c in found])
+
+
+class Classified(Protocol):
+    """What the runtime's Classification looks like (kept structural: no runtime import here)."""
+
+    @property
+    def class_name(self) -> str: ...
+
+    @property
+    def confidence(self) -> float: ...
+
+
+def scores(found: Classified) -> LabelScore:
+    return LabelScore(class_name=found.class_name, confidence=found.confidence)
 
 
 class CameraStatus(BaseModel):

@@ -20,7 +20,7 @@ from tagtrain.agent.capture_policy import CapturePolicy
 from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.services import Frame, encode_jpeg
 from tagtrain.errors import NotFound, TagtrainError, Unavailable
-from tagtrain.machine_config import CameraConfig, CameraStatus, LabelScore, RecentPrediction
+from tagtrain.machine_config import CameraConfig, CameraStatus, RecentPrediction, scores
 from tagtrain.runtime import Classification
 
 log = logging.getLogger("tagtrain.agent")
@@ -130,13 +130,8 @@ class CameraLoop:
     def _remember(self, frame: Frame) -> None:
         last = self.recent[-1].at if self.recent else None
         if last is None or (frame.at - last).total_seconds() >= RECENT_EVERY_S:
-            scores = [
-                LabelScore(class_name=c.class_name, confidence=c.confidence)
-                for c in frame.classifications[:3]
-            ]
-            self.recent.append(
-                RecentPrediction(camera=self.name, at=frame.at, classifications=scores)
-            )
+            top = [scores(c) for c in frame.classifications[:3]]
+            self.recent.append(RecentPrediction(camera=self.name, at=frame.at, classifications=top))
 
     def _tick(self) -> None:
         now = time.monotonic()

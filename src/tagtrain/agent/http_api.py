@@ -13,30 +13,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from tagtrain.agent.services import Services
 from tagtrain.agent.stream import MEDIA_TYPE, mjpeg
 from tagtrain.errors import NotFound, TagtrainError
-from tagtrain.machine_config import AgentStatus, LabelScore
-from tagtrain.runtime import Classification
+from tagtrain.machine_config import AgentStatus, Classifications
 from tagtrain.runtime.tensors import decode_tensors, encode_tensors
 
 CameraName = Annotated[str, Query(description="The camera's name in the machine config.")]
 TopN = Annotated[int, Query(description="Top n; 0 or less returns all.")]
-
-
-class Classifications(BaseModel):
-    classifications: list[LabelScore]
-
-    @classmethod
-    def of(cls, found: list[Classification]) -> Classifications:
-        return cls(
-            classifications=[
-                LabelScore(class_name=c.class_name, confidence=c.confidence) for c in found
-            ]
-        )
 
 
 router = APIRouter()

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from tagtrain.machine_config import Classifications
 from tagtrain.package import zip_package
 from tagtrain.runtime import Classifier
 from tagtrain.runtime.tensors import decode_tensors, encode_tensors
@@ -56,15 +57,6 @@ class ModelOut(BaseModel):
     name: str
     task: str
     versions: list[VersionOut]
-
-
-class ClassificationOut(BaseModel):
-    class_name: str
-    confidence: float
-
-
-class Classifications(BaseModel):
-    classifications: list[ClassificationOut]
 
 
 @router.get("/api/v1/models", response_model=list[ModelOut])
@@ -125,11 +117,7 @@ async def classifications(
     """GetClassifications: the body is the image bytes (JPEG or PNG)."""
     classifier = await run_in_threadpool(classifier_for, request, name)
     found = await run_in_threadpool(classifier.classify_bytes, image, n, name="the uploaded image")
-    return Classifications(
-        classifications=[
-            ClassificationOut(class_name=c.class_name, confidence=c.confidence) for c in found
-        ]
-    )
+    return Classifications.of(found)
 
 
 @router.get("/api/v1/vision/{name}/properties")
