@@ -33,7 +33,7 @@ from tests.camera_sources import image_folder
 from tests.conftest import trashnet_photos
 from tests.deploy_helpers import record_version
 from tests.packages import write_tiny
-from tests.test_agent_standalone import eventually
+from tests.running import eventually
 
 pytestmark = pytest.mark.slow
 MODEL = "trash"

@@ -3,7 +3,6 @@ the server after a restart, and none arrives twice."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 from collections import Counter
@@ -15,8 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.agent_live import admin_token, api, free_port, live_server, register_machine
-from tests.test_agent_standalone import eventually
-from tests.test_ingest import tagtrain_exe
+from tests.running import clean_env, eventually, tagtrain_exe
 
 pytestmark = pytest.mark.slow
 FRAMES = 300  # distinct pictures: the server stores equal bytes once, so each frame must differ
@@ -52,10 +50,11 @@ def queued_ids(queue: Path) -> set[str]:
 
 
 def start_agent(url: str, key: str, state: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAGTRAIN_")}
     command = [tagtrain_exe(), "agent", "--server", url, "--machine-key", key]
     command += ["--state", str(state), "--listen", "127.0.0.1:0", "--poll", "0.2"]
-    return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=env)
+    return subprocess.Popen(
+        command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=clean_env()
+    )
 
 
 def test_kill_9_mid_sync_loses_and_doubles_nothing(tmp_path: Path) -> None:

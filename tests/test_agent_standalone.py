@@ -7,8 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from tagtrain.runtime import Classifier
 from tests.camera_sources import image_folder, video_file
 from tests.conftest import trashnet_photos
 from tests.packages import built, photo_inputs
-from tests.test_ingest import tagtrain_exe
+from tests.running import eventually, tagtrain_exe
 
 
 @pytest.fixture(scope="module")
@@ -49,21 +48,6 @@ def agent(package: Path, tmp_path: Path) -> Iterator[StandaloneAgent]:
     running.start()
     yield running
     running.machine.stop()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """``check()``'s first truthy result, retrying on falsy results and exceptions until
-    ``timeout``; then the last exception is raised, or the falsy result returned."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result or time.monotonic() > deadline:
-                return result
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
 
 
 def test_vision_service_answers_like_the_runtime(agent: StandaloneAgent, package: Path) -> None:

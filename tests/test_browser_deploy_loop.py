@@ -8,7 +8,6 @@ v2 trained, and the machine switching to v2 by itself. It saves the README's mac
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from tests.browser.harness import DESKTOP, ROOT, save_readme_screenshot, serve, 
 from tests.browser.steps import api_get, class_folder, first_run, go_tab, ready
 from tests.camera_sources import image_folder
 from tests.conftest import TRASHNET
-from tests.test_ingest import cli, tagtrain_exe
+from tests.running import clean_env, cli, tagtrain_exe
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 pytest_plugins = ["tests.browser.fixtures"]
@@ -90,7 +89,7 @@ def test_deploy_capture_label_retrain_and_switch(
     browser: Browser, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TAGTRAIN_TRAIN_TIME_BUDGET_S", "4")  # the worker's fine-tune budget
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith("TAGTRAIN_")}
+    agent_env = clean_env()
     data = tmp_path / "data"
     folders = class_folder(
         tmp_path / "photos", [p for c in CLASSES for p in photos_of(c, 0, PER_CLASS)]
@@ -131,7 +130,7 @@ def test_deploy_capture_label_retrain_and_switch(
             agent = subprocess.Popen(
                 [tagtrain_exe(), *command.split()[1:], "--state", str(tmp_path / "agent"),
                  "--listen", f"127.0.0.1:{port}", "--poll", "0.5"],
-                stdout=log, stderr=subprocess.STDOUT, env=clean_env,
+                stdout=log, stderr=subprocess.STDOUT, env=agent_env,
             )  # fmt: skip
         try:
             run_the_loop(page, agent, frames, truth, port)

@@ -4,7 +4,6 @@ keys, tags, datasets and images commands; ``--json`` output; errors and exit cod
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from tagtrain.store.filters import ImageFilter
 from tagtrain.store.images import by_ids, page
 from tagtrain.store.tags import list_tags
 from tests.conftest import trashnet_photos
+from tests.running import clean_env
 
 pytestmark = pytest.mark.slow  # real subprocesses
 
@@ -52,16 +52,9 @@ class Run:
         return obj
 
 
-def environment(**extra: str) -> dict[str, str]:
-    """The caller's environment without anything that would change the output under test."""
-    drop = ("COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAGTRAIN_") and k not in drop}
-    return env | extra
-
-
 def tagtrain(data: Path, *args: str, password: str | None = None) -> Run:
     """Run ``tagtrain ARGS... --data DATA`` with the working directory beside the data folder."""
-    env = environment(**({"TAGTRAIN_PASSWORD": password} if password else {}))
+    env = clean_env({"TAGTRAIN_PASSWORD": password} if password else None)
     res = subprocess.run(
         [str(TAGTRAIN), *args, "--data", str(data)],
         capture_output=True,
@@ -305,7 +298,7 @@ def test_names_with_brackets_are_printed_verbatim(data: Path) -> None:
 
 
 def test_group_level_data_option_reaches_the_subcommand(data: Path, photos_in: list[int]) -> None:
-    env = environment()
+    env = clean_env()
     res = subprocess.run(
         [str(TAGTRAIN), "tags", "--data", str(data), "delete", "a"],
         capture_output=True,

@@ -19,7 +19,7 @@ from tagtrain.agent.services import Frame, Services
 from tagtrain.errors import NotFound, Unavailable
 from tagtrain.machine_config import VisionConfig
 from tagtrain.runtime import Classification
-from tests.test_agent_standalone import eventually
+from tests.running import eventually
 
 START = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import stat
-import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -33,32 +30,10 @@ from tagtrain.store.tables import DatasetImage, Image
 from tagtrain.store.tags import tags_of
 from tests import badfiles
 from tests.badfiles import Accept, Reject
-from tests.conftest import COCO, ROOT, TRASHNET, trashnet_photos
+from tests.conftest import COCO, TRASHNET, trashnet_photos
+from tests.running import cli
 
 # ---- helpers -----------------------------------------------------------------------------------
-
-
-def tagtrain_exe() -> str:
-    beside = Path(sys.executable).parent / "tagtrain"
-    return str(beside if beside.exists() else ROOT / ".venv" / "bin" / "tagtrain")
-
-
-def cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real console script; no TAGTRAIN_* variables leak in from the outside."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("TAGTRAIN_") and k not in ("COLUMNS", "LINES")
-    }
-    clean.update(env or {})
-    return subprocess.run(
-        [tagtrain_exe(), *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=clean,
-        timeout=300,
-        check=False,
-    )
 
 
 def cli_json(*args: object, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:

@@ -27,7 +27,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import trashnet_photos
-from tests.test_ingest import cli, tagtrain_exe
+from tests.running import clean_env, cli, tagtrain_exe
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +35,6 @@ N_PHOTOS = 120
 TRIALS = 5
 TAG = "t"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("TAGTRAIN_")}
 
 
 def _sha(path: Path) -> str:
@@ -130,7 +126,7 @@ def test_sigkill_during_import_keeps_the_store_consistent(tmp_path: Path) -> Non
     # one full run first, to know how long an import takes
     started = time.monotonic()
     full = subprocess.run(
-        import_cmd(src, tmp_path / "measure"), capture_output=True, text=True, env=_env(),
+        import_cmd(src, tmp_path / "measure"), capture_output=True, text=True, env=clean_env(),
         timeout=300, check=False,
     )  # fmt: skip
     full_s = time.monotonic() - started
@@ -147,7 +143,7 @@ def test_sigkill_during_import_keeps_the_store_consistent(tmp_path: Path) -> Non
         data = tmp_path / f"trial{trial}"
         where = f"seed {seed}, trial {trial}, kill after {delay:.3f} s"
         proc = subprocess.Popen(
-            import_cmd(src, data), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
+            import_cmd(src, data), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env()
         )
         time.sleep(delay)
         if proc.poll() is None:
