@@ -55,6 +55,24 @@ def stratified_split(
     index of each example (examples sharing one stay together). Returns ``(N,)`` split indices:
     0 train, 1 validation, 2 test.
     """
+    return _stratify(labels, groups, fractions.as_array(), seed)
+
+
+def stratified_folds(
+    labels: NDArray[np.int64], groups: NDArray[np.int64], k: int, seed: int
+) -> NDArray[np.int64]:
+    """Assign each example to one of ``k`` equal folds for cross-validation, by the same
+    algorithm as :func:`stratified_split` (labels as there; groups never straddle two folds).
+    Returns ``(N,)`` fold indices ``0..k-1``."""
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
+    return _stratify(labels, groups, np.full(k, 1 / k), seed)
+
+
+def _stratify(
+    labels: NDArray[np.int64], groups: NDArray[np.int64], r: NDArray[np.float64], seed: int
+) -> NDArray[np.int64]:
+    """The algorithm of the module docstring: ``r`` holds the share each part wants."""
     y = np.asarray(labels, dtype=np.int64)
     g = np.asarray(groups, dtype=np.int64)
     if y.ndim != 2 or g.shape != (y.shape[0],):
@@ -66,9 +84,8 @@ def stratified_split(
     np.add.at(counts, group_of, y)
     sizes = np.bincount(group_of, minlength=n_groups)
 
-    r = fractions.as_array()
-    want_label = r[:, None] * y.sum(axis=0)[None, :].astype(np.float64)  # (3, C)
-    want_total = r * y.shape[0]  # (3,)
+    want_label = r[:, None] * y.sum(axis=0)[None, :].astype(np.float64)  # (parts, C)
+    want_total = r * y.shape[0]  # (parts,)
     split_of_group = np.full(n_groups, -1, dtype=np.int64)
 
     def assign(group: int, split: int) -> None:
