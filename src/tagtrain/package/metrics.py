@@ -103,9 +103,10 @@ def f1_at_thresholds(
     y_true: ArrayLike, probs: ArrayLike, thresholds: ArrayLike
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Per-label ``(K,)`` precision, recall and F1 when label ``k`` is predicted at
-    ``probs[:, k] >= thresholds[k]``."""
+    ``probs[:, k] >= thresholds[k]`` (``thresholds`` ``(K,)``, or ``(N, K)``: one row per
+    example)."""
     t, p = _indicator(y_true, probs)
-    thr = _thresholds(thresholds, p.shape[1])
+    thr = _thresholds(thresholds, p.shape)
     predicted = p >= thr
     tp = np.sum(predicted & t, axis=0).astype(np.float64)
     return _prf(tp, predicted.sum(axis=0), t.sum(axis=0))
@@ -149,13 +150,16 @@ def report(
     y_true: ArrayLike,
     probs: ArrayLike,
     thresholds: dict[str, Any] | None = None,
+    cut: ArrayLike | None = None,
 ) -> dict[str, Any]:
     """The evaluation report of one model on one labeled set, as a JSON-able dict.
 
     ``labels``: the ``K`` output names in order. Single-label: ``y_true`` ``(N,)`` class indices,
     predictions are the arg-max of ``probs`` (thresholds do not change accuracy). Multi-label:
     ``y_true`` ``(N, K)`` 0/1; ``thresholds`` is the manifest's ``{"default": float, "per_label":
-    {label: float}}`` (missing labels take the default, which itself defaults to 0.5).
+    {label: float}}`` (missing labels take the default, which itself defaults to 0.5); ``cut``,
+    when given, ``(N, K)`` per-example thresholds that decide the predictions instead (in a
+    cross-validation, each fold's own), while the report still lists ``thresholds``.
     Undefined figures (no positive example) are ``None``.
     """
     p = np.asarray(probs, dtype=np.float64)
@@ -167,7 +171,7 @@ def report(
         return _single_report(list(labels), _int_vector(y_true, "y_true"), p)
     if task == "multi_label":
         thr = label_thresholds(labels, thresholds)
-        return _multi_report(list(labels), y_true, p, thr)
+        return _multi_report(list(labels), y_true, p, thr, thr if cut is None else cut)
     raise ValueError(f"task must be 'single_label' or 'multi_label', got {task!r}")
 
 
@@ -206,13 +210,17 @@ def _single_report(labels: list[str], y_true: IntArray, probs: FloatArray) -> di
 
 
 def _multi_report(
-    labels: list[str], y_true: ArrayLike, probs: FloatArray, thresholds: FloatArray
+    labels: list[str],
+    y_true: ArrayLike,
+    probs: FloatArray,
+    thresholds: FloatArray,
+    cut: ArrayLike,
 ) -> dict[str, Any]:
     t, p = _indicator(y_true, probs)
     ap = average_precisions(t, p)
-    precision, recall, f1 = f1_at_thresholds(t, p, thresholds)
+    precision, recall, f1 = f1_at_thresholds(t, p, cut)
     support = t.sum(axis=0)
-    predicted = p >= thresholds
+    predicted = p >= _thresholds(cut, p.shape)
     present = support > 0
     tp = float(np.sum(predicted & t))
     micro = 2 * tp / (predicted.sum() + t.sum()) if predicted.sum() + t.sum() else 0.0
@@ -282,10 +290,12 @@ def _indicator(y_true: ArrayLike, probs: ArrayLike) -> tuple[NDArray[np.bool_], 
     return t.astype(bool), p
 
 
-def _thresholds(thresholds: ArrayLike, k: int) -> FloatArray:
+def _thresholds(thresholds: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
+    """``thresholds`` checked against probabilities of ``shape`` ``(N, K)``: ``(K,)`` or
+    ``(N, K)``."""
     thr = np.asarray(thresholds, dtype=np.float64)
-    if thr.shape != (k,):
-        raise ValueError(f"thresholds must be ({k},), got shape {thr.shape}")
+    if thr.shape not in (shape[1:], shape):
+        raise ValueError(f"thresholds must be ({shape[1]},) or {shape}, got shape {thr.shape}")
     return thr
 
 
