@@ -123,34 +123,41 @@ def test_the_model_classifies_held_out_photos(trashnet_run: Run) -> None:
 
 @pytest.mark.slow
 def test_the_result_is_complete_and_consistent(trashnet_run: Run) -> None:
+    """67 images: cross-validated, so every image is scored (by a fold model that did not train
+    on it) and the folds partition the images."""
     result = trashnet_run.result
     ids = [ex.image_id for ex in trashnet_run.request.examples]
-    split_ids = result.splits["train"] + result.splits["val"] + result.splits["test"]
-    assert sorted(split_ids) == sorted(ids)
-    assert result.metrics["task"] == "single_label" and result.metrics["n"] == len(
-        result.splits["test"]
-    )
+    assert list(result.splits) == [f"fold {f}" for f in range(1, 6)]
+    split_ids = [i for fold in result.splits.values() for i in fold]
+    assert sorted(split_ids) == sorted(ids) and len(split_ids) == len(ids)
+    assert all(10 <= len(fold) <= 17 for fold in result.splits.values())
+    assert result.selection["evaluation"]["method"] == "cross-validation"
+    assert result.selection["head"]["refit_on"] == "all images"
+    assert not result.selection["finetune"]["ran"]
+    assert result.metrics["task"] == "single_label" and result.metrics["n"] == len(ids)
     assert 0 <= result.metrics["accuracy"] <= 1
     assert result.thresholds == {"default": 0.0, "per_label": {}}
-    assert len(result.test_predictions) == len(result.splits["test"])
-    assert result.test_inputs.shape == (len(result.splits["test"]), 224, 224, 3)
+    assert [p["image_id"] for p in result.test_predictions] == ids
+    assert result.test_inputs.shape == (10, 224, 224, 3)  # 15% of 67 for the int8 check
     assert result.test_inputs.dtype == result.golden.dtype == result.calibration.dtype == np.uint8
     assert result.golden.shape == (4, 224, 224, 3)
-    assert len(result.calibration) == min(64, len(result.splits["train"]))
+    assert len(result.calibration) == 64
     assert result.backbone == "efficientnet-lite0" and result.seconds > 0
     assert result.curves and {"phase", "epoch", "train_loss", "val_loss", "val_metric"} <= set(
         result.curves[0]
     )
-    # The stored predictions are the model's own outputs on the test inputs.
-    with torch.inference_mode():
-        probs = result.model(torch.from_numpy(result.test_inputs)).numpy()
-    first = result.test_predictions[0]
-    assert first["image_id"] == result.splits["test"][0]
-    np.testing.assert_allclose(
-        [first["probabilities"][lb] for lb in result.labels], probs[0], atol=1e-5
-    )
     wrong = sum(not p["correct"] for p in result.test_predictions)
     assert wrong == round((1 - result.metrics["accuracy"]) * len(result.test_predictions))
+    # Out-of-fold scores are not the shipped model's: it trained on every image, so it is
+    # surer of them.
+    with torch.inference_mode():
+        shipped = result.model(torch.from_numpy(_inputs(trashnet_photos(N_TRAIN)))).numpy()
+    truth = [result.labels.index(p.parent.name) for p in trashnet_photos(N_TRAIN)]
+    oof = np.array(
+        [[p["probabilities"][lb] for lb in result.labels] for p in result.test_predictions]
+    )
+    rows = np.arange(N_TRAIN)
+    assert shipped[rows, truth].mean() > oof[rows, truth].mean()
     phases = [e.phase for e in trashnet_run.events]
     assert phases[0] == "prepare" and phases[-1] == "evaluate" and "head" in phases
 
@@ -179,8 +186,8 @@ def test_retraining_reuses_the_cache(trashnet_run: Run) -> None:
     first = trashnet_run.result
     assert again.splits == first.splits
     assert again.metrics == first.metrics
-    # Only the test and calibration images are decoded again (for the package's inputs).
-    assert len(loads) <= len(first.splits["test"]) + len(first.calibration)
+    # Only the check and calibration images are decoded again (for the package's inputs).
+    assert len(loads) <= len(first.test_inputs) + len(first.calibration)
     assert sum(loads.values()) < sum(trashnet_run.loads.values())
     assert elapsed < first.seconds
 
@@ -328,7 +335,9 @@ def test_the_test_split_decides_nothing(tmp_path: Path) -> None:
     features): every choice (fine-tuning kept or not, thresholds, curves) must come out the same,
     while the test metrics move."""
     request, blobs = _coco_request(120, ("person", "vehicle", "animal"))
-    config = TrainConfig(finetune_min_val_images=1, time_budget_s=120, finetune_epochs=3)
+    config = TrainConfig(
+        finetune_min_val_images=1, time_budget_s=120, finetune_epochs=3, cv_max_images=0
+    )
 
     def run(req: TrainRequest, data: dict[str, bytes]) -> TrainResult:
         return train(
@@ -362,6 +371,12 @@ def test_the_test_split_decides_nothing(tmp_path: Path) -> None:
     assert second.metrics != first.metrics
     probs = second.model(torch.from_numpy(second.test_inputs)).numpy()
     assert probs.shape == (len(test_ids), 3) and probs.min() >= 0 and probs.max() <= 1
+    # Held out, the stored predictions are the shipped model's own outputs on the test inputs.
+    assert first.selection["evaluation"]["method"] == "holdout"
+    assert [p["image_id"] for p in second.test_predictions] == second.splits["test"]
+    stored = [[p["probabilities"][lb] for lb in second.labels] for p in second.test_predictions]
+    np.testing.assert_allclose(stored, probs, atol=1e-5)
+    assert second.metrics["n"] == len(test_ids)
 
 
 def test_a_copied_feature_net_trains_its_own_weights() -> None:

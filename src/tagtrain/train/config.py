@@ -38,6 +38,16 @@ class TrainConfig:
     augmented_weight: float = 0.3
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    #: Datasets of at most this many images are cross-validated instead of holding out a test
+    #: split (0: never): every image is scored by a model that did not train on it, and the
+    #: shipped model trains on all of them. A held-out 15% of 240 photos is 36: one photo moves
+    #: its accuracy by ~3 points, and the model trains on 30% fewer photos (trashnet, 6 fixed
+    #: 80/20 splits: 86.4% mean against 85.3%). Fine-tuning is not tried on these: it needs a
+    #: validation split of ``finetune_min_val_images`` to be judged.
+    cv_max_images: int = 600
+    #: Folds of that cross-validation: each fold's model is chosen on one fold, tested on
+    #: another and trained on the rest, so at least 3.
+    cv_folds: int = 5
     #: Where the backbone is cut: its last ``top_units`` units form the fine-tunable top.
     top_units: int = 3
     #: Units whose pooled outputs feed the head beside the last unit's, counted back from the
@@ -79,7 +89,7 @@ class TrainConfig:
         Fractions(self.val_fraction, self.test_fraction)
         _at_least(self, views=1, top_units=1, batch_size=1, threads=1, finetune_epochs=1)
         _at_least(self, finetune_min_epochs=1, calibration_images=1, golden_images=1)
-        _at_least(self, finetune_min_val_images=1)
+        _at_least(self, finetune_min_val_images=1, cv_folds=3, cv_max_images=0)
         if self.time_budget_s <= 0:
             raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
         for name in ("label_smoothing", "head_label_smoothing"):

@@ -7,20 +7,23 @@ The stages, each in its own module:
 2. **prepare**: decode every image (:mod:`.images`), perceptual-hash it and extract the plain
    view's features (:mod:`.embeddings`, cached per view).
 3. **split** (:mod:`.groups`, :mod:`.splits`): near-duplicates and bursts grouped, then
-   iteratively stratified train / validation / test.
-4. **features**: the augmented views (:mod:`.augment`) of training images, cached.
-5. **head** (:mod:`.head`): fitted on train (its L2 strength chosen on validation when several
-   are configured), judged on validation, then refitted on train + validation.
-6. **finetune** (:mod:`.finetune`): only if allowed, if the validation split is big enough to
-   judge it and if the time budget left covers it; kept only if clearly better on validation.
-7. **evaluate** (:mod:`.evaluate`): the test split, touched here for the first time, through the
-   final model (:func:`tagtrain.package.metrics.report`); multi-label thresholds come from
+   iteratively stratified train / validation / test; or, for a dataset of at most
+   ``cv_max_images``, ``cv_folds`` folds for cross-validation (:mod:`.crossval`).
+4. **features**: the augmented views (:mod:`.augment`) of the images the head trains on, cached.
+5. **head** (:mod:`.head`): held out, fitted on train (its L2 strength chosen on validation when
+   several are configured), judged on validation, then refitted on train + validation;
+   cross-validated, each fold's head chosen and scored the same way without its test fold, then
+   the shipped head fitted on every image.
+6. **finetune** (:mod:`.finetune`, held out only): if allowed, if the validation split is big
+   enough to judge it and if the time budget left covers it; kept only if clearly better on
    validation.
+7. **evaluate** (:mod:`.evaluate`): the test split, touched here for the first time, through the
+   final model, or the out-of-fold scores (:func:`tagtrain.package.metrics.report`).
 
 Everything that decides (the head's strength, fine-tuning kept or not, its best epoch, the
-multi-label thresholds) sees the train and validation splits only; the test split's features are
-read once, in the last stage. A parity check runs the returned module on the golden inputs and
-compares with the cached-feature path the metrics were computed on.
+multi-label thresholds) never sees the labels of the images it is scored on: held out, the test
+split's features are read once, in the last stage. A parity check runs the returned module on the
+golden inputs and compares with the cached-feature path.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ from tagtrain.media import model_input
 from tagtrain.train.augment import make_view
 from tagtrain.train.backbone import get_backbone
 from tagtrain.train.config import TrainConfig
+from tagtrain.train.crossval import HeadSettings, cross_validate, fit_all
 from tagtrain.train.embeddings import EmbeddingCache, ViewKey, run_batches, stack_features
-from tagtrain.train.evaluate import evaluate
+from tagtrain.train.evaluate import Scores, evaluate, holdout_scores
 from tagtrain.train.examples import (
     UNKNOWN,
     Encoded,
@@ -58,7 +62,7 @@ from tagtrain.train.groups import group_ids, phash
 from tagtrain.train.head import HeadFit, fit_head, select_head
 from tagtrain.train.images import SnapshotImages
 from tagtrain.train.progress import Progress, ProgressEvent
-from tagtrain.train.splits import SPLITS, TRAIN, VAL, stratified_split
+from tagtrain.train.splits import SPLITS, TRAIN, VAL, stratified_folds, stratified_split
 
 __all__ = [
     "UNKNOWN",
@@ -87,6 +91,7 @@ class TrainResult:
     thresholds: dict[str, Any]
     metrics: dict[str, Any]
     curves: list[dict[str, Any]]
+    #: Image ids per split: ``train``, ``val``, ``test``; cross-validated ``fold 1``, ...
     splits: dict[str, list[int]]
     test_predictions: list[dict[str, Any]]
     calibration: NDArray[np.uint8]
@@ -203,34 +208,63 @@ class _Run:
             max_distance=self.config.near_duplicate_bits,
             burst_s=self.config.burst_s,
         )
-        labels = self.data.label_matrix()
-        self.assignment = stratified_split(labels, groups, self.config.fractions, self.config.seed)
-        self.index = {s: np.flatnonzero(self.assignment == k) for k, s in enumerate(SPLITS)}
         sizes = np.bincount(groups)
         self.selection["groups"] = {
             "images_in_shared_groups": int(sizes[sizes > 1].sum()),
             "shared_groups": int((sizes > 1).sum()),
         }
-        empty = [
-            self.data.classes[k]
-            for k in range(labels.shape[1])
-            for s in (TRAIN, VAL)
-            if not labels[self.assignment == s, k].any()
-        ]
-        if empty:  # the minimums make this rare: only when groups are very large
-            raise BadInput(
-                f"could not spread {', '.join(sorted(set(empty)))} over training and validation; "
-                "add more images that are not near-duplicates of each other"
-            )
+        labels = self.data.label_matrix()
+        self.cross_validating = self.n <= self.config.cv_max_images
+        if self.cross_validating:
+            self._split_folds(labels, groups)
+        else:
+            self._split_holdout(labels, groups)
         rng = np.random.default_rng(self.config.seed)
-        train_idx = self.index["train"]
-        k = min(self.config.calibration_images, train_idx.size)
-        self.calibration_idx = np.sort(rng.choice(train_idx, size=k, replace=False))
-        self.images.retain(set(self.index["test"].tolist()) | set(self.calibration_idx.tolist()))
+        k = min(self.config.calibration_images, self.fit_idx.size)
+        self.calibration_idx = np.sort(rng.choice(self.fit_idx, size=k, replace=False))
+        if self.cross_validating:  # int8 is checked on images calibration did not use, if any
+            size = max(self.config.golden_images, round(self.config.test_fraction * self.n))
+            others = rng.permutation(np.setdiff1d(self.fit_idx, self.calibration_idx))
+            top_up = rng.permutation(self.calibration_idx)  # when calibration took nearly all
+            self.check_idx = np.sort(np.concatenate([others, top_up])[:size])
+        self.images.retain(set(self.check_idx.tolist()) | set(self.calibration_idx.tolist()))
+
+    def _split_holdout(self, labels: Array, groups: NDArray[np.int64]) -> None:
+        self.assignment = stratified_split(labels, groups, self.config.fractions, self.config.seed)
+        self.index = {s: np.flatnonzero(self.assignment == k) for k, s in enumerate(SPLITS)}
+        self.fit_idx, self.check_idx = self.index["train"], self.index["test"]
+        self.selection["evaluation"] = {
+            "method": "holdout",
+            "test_images": int(self.check_idx.size),
+        }
+        _require_spread(
+            self.data.classes,
+            [labels[self.assignment == s] for s in (TRAIN, VAL)],
+            "training and validation",
+        )
+
+    def _split_folds(self, labels: Array, groups: NDArray[np.int64]) -> None:
+        k = self.config.cv_folds
+        self.folds = stratified_folds(labels, groups, k, self.config.seed)
+        self.index = {f"fold {f + 1}": np.flatnonzero(self.folds == f) for f in range(k)}
+        self.fit_idx = np.arange(self.n)
+        self.selection["evaluation"] = {
+            "method": "cross-validation",
+            "folds": k,
+            "why": f"{self.n} images (at most {self.config.cv_max_images}): every image is "
+            "scored by a model that did not train on it, and the shipped model trains on all",
+        }
+        if any(idx.size == 0 for idx in self.index.values()):
+            raise BadInput(
+                f"could not spread the images over {k} folds: most of them are near-duplicates "
+                "of each other; add more distinct images"
+            )
+        # Each fold's model trains on the other folds: a label must be in at least two folds.
+        _require_spread(self.data.classes, [labels[self.folds != f] for f in range(k)], "folds")
 
     def augmented_views(self) -> None:
         views = range(1, self.config.views)
-        train_idx = self.index["train"]
+        train_idx = self.fit_idx
         total = int(train_idx.size)
         if not views:
             return
@@ -257,7 +291,10 @@ class _Run:
         self.progress.step("features", total, total, message="augmented views done")
 
     def fit_head(self) -> None:
-        train, val = self._train_rows(), self._rows(self.index["val"])
+        if self.cross_validating:
+            self._cross_validate()
+            return
+        train, val = self._view_rows(self.fit_idx), self._rows(self.index["val"])
         n_out = len(self.data.classes)
 
         def on_fit(i: int, total: int, fit: HeadFit) -> None:
@@ -294,10 +331,48 @@ class _Run:
         }
         self.selection["chosen"] = "head"
 
+    def _cross_validate(self) -> None:
+        settings = HeadSettings(
+            self.task, self.data.classes, self.config.head_c, self.config.head_label_smoothing
+        )
+
+        def on_fold(done: int, total: int, fit: HeadFit) -> None:
+            self.progress.step(
+                "head",
+                done,
+                total + 1,
+                loss=fit.val_loss,
+                metric=fit.val_metric,
+                message=f"cross-validation: fold {done} of {total}",
+            )
+
+        cv = cross_validate(
+            self.folds,
+            np.asarray(self.data.targets),
+            view_rows=self._view_rows,
+            plain_rows=self._rows,
+            head=settings,
+            on_fold=on_fold,
+        )
+        final = fit_all(self._view_rows(self.fit_idx), settings, cv.c)
+        self.progress.step("head", len(cv.folds) + 1, len(cv.folds) + 1, message="final head")
+        self.curves += cv.curve
+        self.cv_scores = cv.scores
+        self.final_net, self.final_head = self.net, final.head
+        self.selection["head"] = {"c": cv.c, "folds": cv.folds, "refit_on": "all images"}
+        self.selection["chosen"] = "head"
+
     def maybe_finetune(self) -> None:
         cfg = self.config
         if not cfg.finetune:
             self.selection["finetune"] = {"ran": False, "why": "turned off in the settings"}
+            return
+        if self.cross_validating:
+            self.selection["finetune"] = {
+                "ran": False,
+                "why": f"{self.n} images are too few to tell whether fine-tuning helps "
+                f"(a validation split of at least {cfg.finetune_min_val_images} is needed)",
+            }
             return
         n_val = int(self.index["val"].size)
         if n_val < cfg.finetune_min_val_images:
@@ -307,7 +382,7 @@ class _Run:
                 f"fine-tuning helps (at least {cfg.finetune_min_val_images} needed)",
             }
             return
-        train_keys = self._train_keys()
+        train_keys = self._view_keys(self.fit_idx)
         val_keys = [ViewKey(self.data.examples[i].sha256, 0) for i in self.index["val"]]
         trunks = self._trunks(train_keys)
         val_trunks = self._trunks(val_keys)
@@ -324,7 +399,7 @@ class _Run:
                 "why": f"time budget: {max(left, 0):.1f} s left, {epoch_s:.1f} s per epoch",
             }
             return
-        _, y, w = self._train_rows()
+        _, y, w = self._view_rows(self.fit_idx)
         settings = FinetuneSettings(
             epochs=epochs,
             lr=cfg.finetune_lr,
@@ -373,15 +448,25 @@ class _Run:
             self.selection["chosen"] = "finetune"
 
     def result(self, warnings: list[str]) -> TrainResult:
+        if self.cross_validating:
+            scores: Scores = self.cv_scores
+        else:
+            scores = holdout_scores(
+                self.data,
+                self.index,
+                final_head=self.final_head,
+                val_head=self.val_head,
+                features_of=self._final_features,
+            )
         done = evaluate(
             self.data,
-            self.index,
+            scores,
             spec=self.spec,
             final_net=self.final_net,
             final_head=self.final_head,
-            val_head=self.val_head,
             features_of=self._final_features,
             images=self.images,
+            check_idx=self.check_idx,
             golden_images=self.config.golden_images,
             progress=self.progress,
         )
@@ -393,7 +478,7 @@ class _Run:
             thresholds=done.thresholds,
             metrics=done.metrics,
             curves=self.curves,
-            splits={s: [ids[i] for i in self.index[s]] for s in SPLITS},
+            splits={s: [ids[i] for i in idx] for s, idx in self.index.items()},
             test_predictions=done.test_predictions,
             calibration=np.stack([self.images.plain(int(i)) for i in self.calibration_idx]),
             golden=done.golden,
@@ -428,23 +513,24 @@ class _Run:
     def _targets(self, idx: NDArray[np.int64]) -> Array:
         return np.asarray(self.data.targets)[idx]
 
-    def _train_keys(self) -> list[ViewKey]:
+    def _view_keys(self, idx: NDArray[np.int64]) -> list[ViewKey]:
         return [
-            ViewKey(self.data.examples[i].sha256, v)
-            for v in range(self.config.views)
-            for i in self.index["train"]
+            ViewKey(self.data.examples[i].sha256, v) for v in range(self.config.views) for i in idx
         ]
 
-    def _train_rows(self) -> tuple[Array, Array, Array]:
-        """Features, targets and weights of every view of every training image."""
-        keys = self._train_keys()
-        idx = np.tile(self.index["train"], self.config.views)
+    def _view_rows(self, idx: NDArray[np.int64]) -> tuple[Array, Array, Array]:
+        """Features, targets and weights of every view of the images ``idx``."""
+        keys = self._view_keys(idx)
         weights = np.where(
-            np.repeat(np.arange(self.config.views), self.index["train"].size) == 0,
+            np.repeat(np.arange(self.config.views), idx.size) == 0,
             1.0,
             self.config.augmented_weight,
         )
-        return stack_features(keys, self.features), self._targets(idx), weights
+        return (
+            stack_features(keys, self.features),
+            self._targets(np.tile(idx, self.config.views)),
+            weights,
+        )
 
     def _rows(self, idx: NDArray[np.int64]) -> tuple[Array, Array]:
         keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
@@ -468,3 +554,14 @@ class _Run:
                 raise TagtrainError("the embedding cache lost entries during training")
             features: torch.Tensor = self.final_net.top(trunks)
             return features
+
+
+def _require_spread(classes: tuple[str, ...], parts: list[Array], where: str) -> None:
+    """Raise :class:`BadInput` naming the labels missing from any of ``parts`` (label
+    matrices): the minimums make this rare, only when groups are very large."""
+    empty = sorted({classes[k] for part in parts for k in np.flatnonzero(~part.any(axis=0))})
+    if empty:
+        raise BadInput(
+            f"could not spread {', '.join(empty)} over {where}; "
+            "add more images that are not near-duplicates of each other"
+        )
