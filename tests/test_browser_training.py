@@ -422,6 +422,11 @@ def test_train_in_the_browser_watch_it_and_read_the_report(
         chosen = page.locator('section[aria-labelledby="selection-title"]')
         expect(chosen).to_contain_text("Head: L2 strength C =")
         expect(chosen).to_contain_text("Fine-tuning the top blocks:")
+        # 60 images: cross-validated, every image scored out of fold.
+        expect(chosen).to_contain_text("Evaluation: cross-validation")
+        expect(page.locator("#figures-title")).to_contain_text("Cross-validated on every image")
+        expect(page.locator("#cv-note")).to_be_visible()
+        expect(page.locator("#wrong-title")).to_contain_text("of 60, out of fold")
         page.set_input_files("#tryit-file", TRASHNET / "glass" / sorted(
             p.name for p in (TRASHNET / "glass").glob("*.jpg"))[-1])  # fmt: skip
         expect(page.locator("#tryit")).to_have_attribute("data-state", "done", timeout=30_000)

@@ -118,6 +118,7 @@ def _version_summary(name: str, version: Any) -> dict[str, Any]:
         "dataset": version.dataset,
         "labels": json.loads(version.labels),
         "metrics": json.loads(version.metrics),
+        "evaluation": (json.loads(version.report or "{}").get("selection") or {}).get("evaluation"),
         "package": version.package_dir,
     }
 
@@ -128,7 +129,17 @@ def _print_summary(summary: dict[str, Any]) -> None:
         k: metrics[k] for k in ("accuracy", "map", "macro_f1") if metrics.get(k) is not None
     }
     figures = ", ".join(f"{k} {v:.3f}" for k, v in headline.items())
-    out.print(f"Trained {summary['model']}@{summary['version']} on {summary['dataset']}: {figures}")
+    evaluation = summary.get("evaluation") or {}
+    n = metrics.get("n", "?")
+    how = (
+        f"cross-validated: {n} images, {evaluation.get('folds')} folds"
+        if evaluation.get("method") == "cross-validation"
+        else f"on {n} held-out test images"
+    )
+    out.print(
+        f"Trained {summary['model']}@{summary['version']} on {summary['dataset']}: "
+        f"{figures} ({how})"
+    )
     out.print(
         f"Package: {summary['package']} (tagtrain export {summary['model']}@{summary['version']} --out DIR)"
     )

@@ -15,7 +15,7 @@ const PHASES = {
   features: "Computing image features",
   head: "Training the classifier head",
   finetune: "Fine-tuning the network",
-  evaluate: "Testing on held-out images",
+  evaluate: "Scoring images the models did not train on",
   export: "Writing the model package",
 };
 const phaseName = (p) => PHASES[p] ?? (p ? p.charAt(0).toUpperCase() + p.slice(1).replaceAll("_", " ") : "Working");
