@@ -2,8 +2,9 @@
 the same fixed split and the same pretrained EfficientNet-Lite0 weights.
 
 Single-label: trashnet (6 classes x 50 photos), a fixed stratified 80/20 split (per class, a seeded
-shuffle, 10 photos to test). tagtrain trains on the 240 (splitting them itself into train /
-validation / test), from a cold embedding cache, and its model is scored on the 60 held-out photos.
+shuffle, 10 photos to test). tagtrain trains on the 240 (240 images are few enough that it
+cross-validates them itself and ships a model trained on all), from a cold embedding cache, and its
+model is scored on the 60 held-out photos.
 Peers, trained on all 240: (a) a frozen-backbone logistic-regression probe (scikit-learn, default
 C, the plain model input's pooled features); (b) a classic full fine-tune: SGD with momentum,
 cosine schedule, 10 epochs, random-resized-crop + flip, every layer trainable.
@@ -148,7 +149,8 @@ def ours_single(
         "export_s": end - trained if exported else None,
         "exported": exported,
         "accuracy": metrics.accuracy(test_y, probs.argmax(axis=1)),
-        "internal_test_accuracy": result.metrics["accuracy"],
+        "reported_accuracy": result.metrics["accuracy"],
+        "reported_on": result.selection["evaluation"],
         "selection": result.selection,
         "splits": {k: len(v) for k, v in result.splits.items()},
     }
