@@ -47,9 +47,9 @@ class Run:
     duplicate_ids: tuple[int, int]
 
 
-def _reencode(data: bytes) -> bytes:
+def _reencode(data: bytes, quality: int = 60) -> bytes:
     buf = io.BytesIO()
-    Image.open(io.BytesIO(data)).save(buf, format="JPEG", quality=60)
+    Image.open(io.BytesIO(data)).save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
@@ -294,6 +294,65 @@ def test_images_with_none_of_the_labels_become_unknown(tmp_path: Path) -> None:
     unknown_ids = {ex.image_id for ex in untagged}
     truths = [p["true"] for p in result.test_predictions if p["image_id"] in unknown_ids]
     assert truths and all(t == ["UNKNOWN"] for t in truths)
+
+
+def _copies(blobs: dict[str, bytes], example: Example, n: int, first_id: int) -> list[Example]:
+    """``n`` re-encodings of ``example``'s photo (near-duplicates: one group) under new ids."""
+    out = []
+    for k in range(n):
+        data = _reencode(blobs[example.sha256], 40 + 5 * k)
+        blobs[_sha(data)] = data
+        out.append(Example(first_id + k, _sha(data), example.tags))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("cv_max_images", "message"),
+    [
+        (600, r"could not spread cardboard over folds; add more images that are not near-dup"),
+        (0, r"could not spread cardboard over training and validation; add more images"),
+    ],
+)
+def test_a_label_made_of_near_duplicates_is_refused(
+    tmp_path: Path,
+    two_class: tuple[TrainRequest, dict[str, bytes]],
+    cv_max_images: int,
+    message: str,
+) -> None:
+    """Eleven copies of one cardboard photo are one group: it cannot be in two folds (nor in
+    both training and validation), so the fold models could not learn it."""
+    request, source = two_class
+    blobs = dict(source)
+    glass = [ex for ex in request.examples if ex.tags == ("glass",)]
+    cardboard = next(ex for ex in request.examples if ex.tags == ("cardboard",))
+    examples = (*glass, *_copies(blobs, cardboard, 11, first_id=500))
+    with pytest.raises(BadInput, match=message):
+        train(
+            TrainRequest("single_label", request.labels, examples),
+            load_image=blobs.__getitem__,
+            cache_dir=tmp_path,
+            config=TrainConfig(views=1, cv_max_images=cv_max_images),
+            progress=lambda _e: None,
+            should_stop=lambda: False,
+        )
+
+
+def test_too_few_distinct_images_for_the_folds_are_refused(
+    tmp_path: Path, two_class: tuple[TrainRequest, dict[str, bytes]]
+) -> None:
+    request, source = two_class
+    blobs = dict(source)
+    firsts = [next(ex for ex in request.examples if ex.tags == (lb,)) for lb in request.labels]
+    examples = [c for i, ex in enumerate(firsts) for c in _copies(blobs, ex, 11, 500 + 100 * i)]
+    with pytest.raises(BadInput, match="could not spread the images over 5 folds"):
+        train(
+            TrainRequest("single_label", request.labels, tuple(examples)),
+            load_image=blobs.__getitem__,
+            cache_dir=tmp_path,
+            config=TrainConfig(views=1),
+            progress=lambda _e: None,
+            should_stop=lambda: False,
+        )
 
 
 def test_a_request_below_the_minimum_fails_before_any_work(tmp_path: Path) -> None:

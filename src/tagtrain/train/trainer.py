@@ -219,14 +219,7 @@ class _Run:
             self._split_folds(labels, groups)
         else:
             self._split_holdout(labels, groups)
-        rng = np.random.default_rng(self.config.seed)
-        k = min(self.config.calibration_images, self.fit_idx.size)
-        self.calibration_idx = np.sort(rng.choice(self.fit_idx, size=k, replace=False))
-        if self.cross_validating:  # int8 is checked on images calibration did not use, if any
-            size = max(self.config.golden_images, round(self.config.test_fraction * self.n))
-            others = rng.permutation(np.setdiff1d(self.fit_idx, self.calibration_idx))
-            top_up = rng.permutation(self.calibration_idx)  # when calibration took nearly all
-            self.check_idx = np.sort(np.concatenate([others, top_up])[:size])
+        self._pick_package_images()
         self.images.retain(set(self.check_idx.tolist()) | set(self.calibration_idx.tolist()))
 
     def _split_holdout(self, labels: Array, groups: NDArray[np.int64]) -> None:
@@ -261,6 +254,19 @@ class _Run:
             )
         # Each fold's model trains on the other folds: a label must be in at least two folds.
         _require_spread(self.data.classes, [labels[self.folds != f] for f in range(k)], "folds")
+
+    def _pick_package_images(self) -> None:
+        """The package's calibration images (training images) and, cross-validated, the images
+        its int8 model is checked on: ones calibration did not use, while there are any (held
+        out, the check images are the test split)."""
+        rng = np.random.default_rng(self.config.seed)
+        k = min(self.config.calibration_images, self.fit_idx.size)
+        self.calibration_idx = np.sort(rng.choice(self.fit_idx, size=k, replace=False))
+        if self.cross_validating:
+            size = max(self.config.golden_images, round(self.config.test_fraction * self.n))
+            others = rng.permutation(np.setdiff1d(self.fit_idx, self.calibration_idx))
+            top_up = rng.permutation(self.calibration_idx)
+            self.check_idx = np.sort(np.concatenate([others, top_up])[:size])
 
     def augmented_views(self) -> None:
         views = range(1, self.config.views)
