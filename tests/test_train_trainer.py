@@ -76,6 +76,20 @@ def _trashnet_request(paths: list[Path]) -> tuple[TrainRequest, dict[str, bytes]
     return TrainRequest("single_label", labels, tuple(examples)), blobs
 
 
+def quiet_train(
+    request: TrainRequest, load: Callable[[str], bytes], cache: Path, config: TrainConfig
+) -> TrainResult:
+    """``train`` without progress events or a stop request."""
+    return train(
+        request,
+        load_image=load,
+        cache_dir=cache,
+        config=config,
+        progress=lambda _e: None,
+        should_stop=lambda: False,
+    )
+
+
 @pytest.fixture(scope="module")
 def trashnet_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     request, blobs = _trashnet_request(trashnet_photos(N_TRAIN))
@@ -174,13 +188,8 @@ def test_near_duplicates_land_in_one_split(trashnet_run: Run) -> None:
 def test_retraining_reuses_the_cache(trashnet_run: Run) -> None:
     loads: Counter[str] = Counter()
     start = time.perf_counter()
-    again = train(
-        trashnet_run.request,
-        load_image=_loader(trashnet_run.blobs, loads),
-        cache_dir=trashnet_run.cache,
-        config=TrainConfig(),
-        progress=lambda _e: None,
-        should_stop=lambda: False,
+    again = quiet_train(
+        trashnet_run.request, _loader(trashnet_run.blobs, loads), trashnet_run.cache, TrainConfig()
     )
     elapsed = time.perf_counter() - start
     first = trashnet_run.result
@@ -242,14 +251,7 @@ def test_an_undecodable_blob_names_the_image(
     with pytest.raises(
         BadInput, match=rf"image {bad.image_id} \(sha256 {bad.sha256[:12]}\).*cannot be decoded"
     ):
-        train(
-            request,
-            load_image=broken.__getitem__,
-            cache_dir=tmp_path,
-            config=TrainConfig(),
-            progress=lambda _e: None,
-            should_stop=lambda: False,
-        )
+        quiet_train(request, broken.__getitem__, tmp_path, TrainConfig())
 
 
 def test_a_missing_blob_names_the_image(
@@ -264,14 +266,7 @@ def test_a_missing_blob_names_the_image(
         return blobs[sha]
 
     with pytest.raises(BadInput, match=rf"image {gone.image_id} .*could not be read: blob"):
-        train(
-            request,
-            load_image=load,
-            cache_dir=tmp_path,
-            config=TrainConfig(),
-            progress=lambda _e: None,
-            should_stop=lambda: False,
-        )
+        quiet_train(request, load, tmp_path, TrainConfig())
 
 
 def test_images_with_none_of_the_labels_become_unknown(tmp_path: Path) -> None:
@@ -280,13 +275,11 @@ def test_images_with_none_of_the_labels_become_unknown(tmp_path: Path) -> None:
     others = [ex for ex in request.examples if ex.tags[0] not in labels][:12]
     examples = [ex for ex in request.examples if ex.tags[0] in labels]
     untagged = [Example(ex.image_id, ex.sha256, ()) for ex in others]
-    result = train(
+    result = quiet_train(
         TrainRequest("single_label", labels, (*examples, *untagged)),
-        load_image=blobs.__getitem__,
-        cache_dir=tmp_path,
-        config=TrainConfig(views=1),
-        progress=lambda _e: None,
-        should_stop=lambda: False,
+        blobs.__getitem__,
+        tmp_path,
+        TrainConfig(views=1),
     )
     assert result.labels == (*labels, "UNKNOWN")
     assert result.model(torch.from_numpy(result.golden)).shape == (len(result.golden), 3)
@@ -327,13 +320,11 @@ def test_a_label_made_of_near_duplicates_is_refused(
     cardboard = next(ex for ex in request.examples if ex.tags == ("cardboard",))
     examples = (*glass, *_copies(blobs, cardboard, 11, first_id=500))
     with pytest.raises(BadInput, match=message):
-        train(
+        quiet_train(
             TrainRequest("single_label", request.labels, examples),
-            load_image=blobs.__getitem__,
-            cache_dir=tmp_path,
-            config=TrainConfig(views=1, cv_max_images=cv_max_images),
-            progress=lambda _e: None,
-            should_stop=lambda: False,
+            blobs.__getitem__,
+            tmp_path,
+            TrainConfig(views=1, cv_max_images=cv_max_images),
         )
 
 
@@ -345,26 +336,19 @@ def test_too_few_distinct_images_for_the_folds_are_refused(
     firsts = [next(ex for ex in request.examples if ex.tags == (lb,)) for lb in request.labels]
     examples = [c for i, ex in enumerate(firsts) for c in _copies(blobs, ex, 11, 500 + 100 * i)]
     with pytest.raises(BadInput, match="could not spread the images over 5 folds"):
-        train(
+        quiet_train(
             TrainRequest("single_label", request.labels, tuple(examples)),
-            load_image=blobs.__getitem__,
-            cache_dir=tmp_path,
-            config=TrainConfig(views=1),
-            progress=lambda _e: None,
-            should_stop=lambda: False,
+            blobs.__getitem__,
+            tmp_path,
+            TrainConfig(views=1),
         )
 
 
 def test_a_request_below_the_minimum_fails_before_any_work(tmp_path: Path) -> None:
     request, _ = _trashnet_request(trashnet_photos(12))
     with pytest.raises(BadInput, match="at least 10"):
-        train(
-            request,
-            load_image=lambda _sha: pytest.fail("no image should be loaded"),
-            cache_dir=tmp_path,
-            config=TrainConfig(),
-            progress=lambda _e: None,
-            should_stop=lambda: False,
+        quiet_train(
+            request, lambda _sha: pytest.fail("no image should be loaded"), tmp_path, TrainConfig()
         )
 
 
@@ -399,14 +383,7 @@ def test_the_test_split_decides_nothing(tmp_path: Path) -> None:
     )
 
     def run(req: TrainRequest, data: dict[str, bytes]) -> TrainResult:
-        return train(
-            req,
-            load_image=data.__getitem__,
-            cache_dir=tmp_path,
-            config=config,
-            progress=lambda _e: None,
-            should_stop=lambda: False,
-        )
+        return quiet_train(req, data.__getitem__, tmp_path, config)
 
     first = run(request, blobs)
     test_ids = set(first.splits["test"])
