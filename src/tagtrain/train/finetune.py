@@ -48,6 +48,21 @@ class FinetuneSettings:
     seed: int
 
 
+def clearly_better(
+    fit: FinetuneFit, head_metric: float | None, head_loss: float | None, n_val: int
+) -> bool:
+    """Whether ``fit`` should replace the head-only model judged at ``head_metric`` and
+    ``head_loss`` on ``n_val`` validation images: at least one more validation image right (or
+    1 point of mAP) and a lower loss. The head it competes with is then refitted on train +
+    validation, a gain the fine-tuned model (trained on train only) forgoes."""
+    margin = max(1 / max(1, n_val), 0.01)
+    return (
+        fit.epoch > 0
+        and fit.val_metric >= (head_metric or 0.0) + margin - 1e-9
+        and fit.val_loss < (math.inf if head_loss is None else head_loss)
+    )
+
+
 def seconds_per_epoch(net: FeatureNet, head: nn.Linear, trunks: Tensor, batch_size: int) -> float:
     """Time one forward + backward batch of the top and extrapolate to an epoch of ``trunks``."""
     net, head = copy.deepcopy(net), copy.deepcopy(head)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from tagtrain.errors import BadInput
+
 SPLITS = ("train", "val", "test")
 TRAIN, VAL, TEST = 0, 1, 2
 
@@ -113,3 +115,15 @@ def _stratify(
     for group in rng.permutation(np.flatnonzero(split_of_group < 0)):
         assign(int(group), best_split(want_total))
     return split_of_group[group_of] if group_of.size else np.zeros(0, dtype=np.int64)
+
+
+def require_spread(classes: tuple[str, ...], parts: list[NDArray[np.int64]], where: str) -> None:
+    """Raise :class:`BadInput` naming the labels missing from any of ``parts`` (label
+    matrices). Rare above the minimums: it takes a group of near-duplicates as large as a
+    label's share of a part."""
+    empty = sorted({classes[k] for part in parts for k in np.flatnonzero(~part.any(axis=0))})
+    if empty:
+        raise BadInput(
+            f"could not spread {', '.join(empty)} over {where}; "
+            "add more images that are not near-duplicates of each other"
+        )

@@ -46,7 +46,7 @@ from tagtrain.train.augment import make_view
 from tagtrain.train.backbone import get_backbone
 from tagtrain.train.config import TrainConfig
 from tagtrain.train.crossval import HeadSettings, cross_validate, fit_all
-from tagtrain.train.embeddings import EmbeddingCache, ViewKey, run_batches, stack_features
+from tagtrain.train.embeddings import EmbeddingCache, ViewKey, run_batches
 from tagtrain.train.evaluate import Scores, evaluate, holdout_scores
 from tagtrain.train.examples import (
     UNKNOWN,
@@ -57,12 +57,25 @@ from tagtrain.train.examples import (
     encode,
 )
 from tagtrain.train.features import FeatureNet, Task, fused_copy
-from tagtrain.train.finetune import FinetuneSettings, finetune, seconds_per_epoch
+from tagtrain.train.finetune import (
+    FinetuneSettings,
+    clearly_better,
+    finetune,
+    seconds_per_epoch,
+)
 from tagtrain.train.groups import group_ids, phash
 from tagtrain.train.head import HeadFit, fit_head, select_head
 from tagtrain.train.images import SnapshotImages
 from tagtrain.train.progress import Progress, ProgressEvent
-from tagtrain.train.splits import SPLITS, TRAIN, VAL, stratified_folds, stratified_split
+from tagtrain.train.rows import FeatureRows
+from tagtrain.train.splits import (
+    SPLITS,
+    TRAIN,
+    VAL,
+    require_spread,
+    stratified_folds,
+    stratified_split,
+)
 
 __all__ = [
     "UNKNOWN",
@@ -170,6 +183,13 @@ class _Run:
             augment_digest=self.config.augment.digest(),
         )
         self.images = SnapshotImages(load_image, self.data.examples, self.spec.input_size)
+        self.rows = FeatureRows(
+            self.data,
+            self.features,
+            self.cache,
+            views=self.config.views,
+            augmented_weight=self.config.augmented_weight,
+        )
 
     def prepare(self) -> None:
         """Perceptual hashes and plain-view features of every image (cached ones not decoded)."""
@@ -230,7 +250,7 @@ class _Run:
             "method": "holdout",
             "test_images": int(self.check_idx.size),
         }
-        _require_spread(
+        require_spread(
             self.data.classes,
             [labels[self.assignment == s] for s in (TRAIN, VAL)],
             "training and validation",
@@ -253,7 +273,7 @@ class _Run:
                 "of each other; add more distinct images"
             )
         # Each fold's model trains on the other folds: a label must be in at least two folds.
-        _require_spread(self.data.classes, [labels[self.folds != f] for f in range(k)], "folds")
+        require_spread(self.data.classes, [labels[self.folds != f] for f in range(k)], "folds")
 
     def _pick_package_images(self) -> None:
         """The package's calibration images (training images) and, cross-validated, the images
@@ -300,7 +320,7 @@ class _Run:
         if self.cross_validating:
             self._cross_validate()
             return
-        train, val = self._view_rows(self.fit_idx), self._rows(self.index["val"])
+        train, val = self.rows.view_rows(self.fit_idx), self.rows.plain_rows(self.index["val"])
         n_out = len(self.data.classes)
 
         def on_fit(i: int, total: int, fit: HeadFit) -> None:
@@ -355,12 +375,12 @@ class _Run:
         cv = cross_validate(
             self.folds,
             np.asarray(self.data.targets),
-            view_rows=self._view_rows,
-            plain_rows=self._rows,
+            view_rows=self.rows.view_rows,
+            plain_rows=self.rows.plain_rows,
             head=settings,
             on_fold=on_fold,
         )
-        final = fit_all(self._view_rows(self.fit_idx), settings, cv.c)
+        final = fit_all(self.rows.view_rows(self.fit_idx), settings, cv.c)
         self.progress.step("head", len(cv.folds) + 1, len(cv.folds) + 1, message="final head")
         self.curves += cv.curve
         self.cv_scores = cv.scores
@@ -388,10 +408,10 @@ class _Run:
                 f"fine-tuning helps (at least {cfg.finetune_min_val_images} needed)",
             }
             return
-        train_keys = self._view_keys(self.fit_idx)
-        val_keys = [ViewKey(self.data.examples[i].sha256, 0) for i in self.index["val"]]
-        trunks = self._trunks(train_keys)
-        val_trunks = self._trunks(val_keys)
+        train_keys = self.rows.view_keys(self.fit_idx)
+        val_keys = self.rows.plain_keys(self.index["val"])
+        trunks = self.rows.trunks(train_keys)
+        val_trunks = self.rows.trunks(val_keys)
         if trunks is None or val_trunks is None:
             self.selection["finetune"] = {"ran": False, "why": "trunk outputs missing in cache"}
             return
@@ -405,7 +425,7 @@ class _Run:
                 "why": f"time budget: {max(left, 0):.1f} s left, {epoch_s:.1f} s per epoch",
             }
             return
-        _, y, w = self._view_rows(self.fit_idx)
+        _, y, w = self.rows.view_rows(self.fit_idx)
         settings = FinetuneSettings(
             epochs=epochs,
             lr=cfg.finetune_lr,
@@ -423,23 +443,13 @@ class _Run:
             self.net,
             self.val_head,
             (trunks, y, w),
-            (val_trunks, self._rows(self.index["val"])[1]),
+            (val_trunks, self.rows.plain_rows(self.index["val"])[1]),
             task=self.task,
             settings=settings,
             on_batch=on_batch,
         )
         self.curves += fit.curve
-        # Kept only if clearly better on validation: at least one more validation image right
-        # (or 1 point of mAP) and a lower loss. The head it competes with is then refitted on
-        # train + validation, a gain the fine-tuned model (trained on train only) forgoes.
-        head_metric = self.head_fit.val_metric or 0.0
-        head_loss = self.head_fit.val_loss if self.head_fit.val_loss is not None else math.inf
-        margin = max(1 / max(1, self.index["val"].size), 0.01)
-        better = (
-            fit.epoch > 0
-            and fit.val_metric >= head_metric + margin - 1e-9
-            and fit.val_loss < head_loss
-        )
+        better = clearly_better(fit, self.head_fit.val_metric, self.head_fit.val_loss, n_val)
         self.selection["finetune"] = {
             "ran": True,
             "epochs": epochs,
@@ -516,58 +526,14 @@ class _Run:
             size=self.spec.input_size,
         )
 
-    def _targets(self, idx: NDArray[np.int64]) -> Array:
-        return np.asarray(self.data.targets)[idx]
-
-    def _view_keys(self, idx: NDArray[np.int64]) -> list[ViewKey]:
-        return [
-            ViewKey(self.data.examples[i].sha256, v) for v in range(self.config.views) for i in idx
-        ]
-
-    def _view_rows(self, idx: NDArray[np.int64]) -> tuple[Array, Array, Array]:
-        """Features, targets and weights of every view of the images ``idx``."""
-        keys = self._view_keys(idx)
-        weights = np.where(
-            np.repeat(np.arange(self.config.views), idx.size) == 0,
-            1.0,
-            self.config.augmented_weight,
-        )
-        return (
-            stack_features(keys, self.features),
-            self._targets(np.tile(idx, self.config.views)),
-            weights,
-        )
-
-    def _rows(self, idx: NDArray[np.int64]) -> tuple[Array, Array]:
-        keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
-        return stack_features(keys, self.features), self._targets(idx)
-
-    def _trunks(self, keys: list[ViewKey]) -> torch.Tensor | None:
-        arrays = [self.cache.load_trunk(k) for k in keys]
-        if any(a is None for a in arrays):
-            return None
-        return torch.from_numpy(np.stack([a for a in arrays if a is not None]))
-
     def _final_features(self, idx: NDArray[np.int64]) -> torch.Tensor:
         """The final network's features of the plain views of ``idx``, from the cache: the stored
         features, or the fine-tuned top run on the stored trunk outputs."""
-        keys = [ViewKey(self.data.examples[i].sha256, 0) for i in idx]
         with torch.inference_mode():
             if self.final_net is self.net:
-                return torch.from_numpy(stack_features(keys, self.features))
-            trunks = self._trunks(keys)
+                return torch.from_numpy(self.rows.plain_rows(idx)[0])
+            trunks = self.rows.trunks(self.rows.plain_keys(idx))
             if trunks is None:
                 raise TagtrainError("the embedding cache lost entries during training")
             features: torch.Tensor = self.final_net.top(trunks)
             return features
-
-
-def _require_spread(classes: tuple[str, ...], parts: list[Array], where: str) -> None:
-    """Raise :class:`BadInput` naming the labels missing from any of ``parts`` (label
-    matrices): the minimums make this rare, only when groups are very large."""
-    empty = sorted({classes[k] for part in parts for k in np.flatnonzero(~part.any(axis=0))})
-    if empty:
-        raise BadInput(
-            f"could not spread {', '.join(empty)} over {where}; "
-            "add more images that are not near-duplicates of each other"
-        )
