@@ -415,6 +415,33 @@ def test_the_test_split_decides_nothing(tmp_path: Path) -> None:
     assert second.metrics["n"] == len(test_ids)
 
 
+@pytest.mark.slow
+def test_a_multi_label_dataset_is_cross_validated(tmp_path: Path) -> None:
+    """120 coco photos, default settings: every photo scored out of fold, each fold's
+    predictions cut at its own thresholds, and the report's F1 is the one those predictions
+    give."""
+    request, blobs = _coco_request(120, ("person", "vehicle", "animal"))
+    result = quiet_train(request, blobs.__getitem__, tmp_path, TrainConfig(views=1))
+    assert result.selection["evaluation"]["method"] == "cross-validation"
+    assert result.metrics["n"] == 120 and len(result.test_predictions) == 120
+    per_label = result.thresholds["per_label"]
+    assert set(per_label) == set(request.labels) and all(0 < t < 1 for t in per_label.values())
+    for label in request.labels:
+        tp = sum(label in p["true"] and label in p["predicted"] for p in result.test_predictions)
+        said = sum(label in p["predicted"] for p in result.test_predictions)
+        have = sum(label in p["true"] for p in result.test_predictions)
+        f1 = 2 * tp / (said + have) if said + have else 0.0
+        reported = result.metrics["per_label"][label]
+        assert reported["f1"] == pytest.approx(f1)
+        assert reported["threshold"] == pytest.approx(per_label[label])
+    # Some prediction disagrees with the shipped thresholds: folds chose their own.
+    shipped = [
+        sorted(lb for lb, p in row["probabilities"].items() if p >= per_label[lb])
+        for row in result.test_predictions
+    ]
+    assert shipped != [sorted(row["predicted"]) for row in result.test_predictions]
+
+
 def test_a_copied_feature_net_trains_its_own_weights() -> None:
     spec = get_backbone()
     net = FeatureNet(spec.create(pretrained=False), cut=15, taps=[14])
