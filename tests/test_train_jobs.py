@@ -65,7 +65,9 @@ def test_cli_train_export_predict_evaluate(tmp_path: Path, photos: Path) -> None
     assert summary["model"] == "trash"
     assert summary["version"] == 1
     assert summary["labels"][:3] == list(CLASSES)
-    assert summary["metrics"]["accuracy"] > 1 / len(CLASSES)  # better than chance on held-out data
+    assert summary["metrics"]["accuracy"] > 1 / len(CLASSES)  # better than chance, out of fold
+    assert summary["evaluation"]["method"] == "cross-validation"
+    assert summary["metrics"]["n"] == sum(1 for _ in photos.rglob("*.jpg"))  # every photo scored
 
     out = tmp_path / "pkg"
     assert _run(data, "export", "trash@1", "--out", str(out)).returncode == 0

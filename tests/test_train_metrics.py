@@ -165,3 +165,24 @@ def test_metrics_import_no_torch_or_sklearn() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_multi_label_report_can_cut_each_example_at_its_own_thresholds(
+    rng: np.random.Generator,
+) -> None:
+    """Cross-validation cuts each fold at its own thresholds: the report's F1 and subset
+    accuracy follow ``cut``, while the listed thresholds stay the shipped ones."""
+    y, scores = _multi(rng)
+    labels = ["a", "b", "c", "d"]
+    shipped = {"default": 0.5, "per_label": dict(zip(labels, [0.5, 0.4, 0.6, 0.3], strict=True))}
+    cut = np.where(np.arange(len(y))[:, None] < 45, 0.2, 0.7) * np.ones((1, 4))
+    report = m.report("multi_label", labels, y, scores, shipped, cut)
+    pred = (scores >= cut).astype(int)
+    want = sk.precision_recall_fscore_support(y, pred, average=None, zero_division=0)
+    got = [report["per_label"][lb]["f1"] for lb in labels]
+    np.testing.assert_allclose(got, want[2])
+    assert report["subset_accuracy"] == pytest.approx(float(np.mean(np.all(pred == y, axis=1))))
+    assert [report["per_label"][lb]["threshold"] for lb in labels] == [0.5, 0.4, 0.6, 0.3]
+    assert report != m.report("multi_label", labels, y, scores, shipped)
+    with pytest.raises(ValueError, match=r"thresholds must be \(4,\) or \(90, 4\)"):
+        m.report("multi_label", labels, y, scores, shipped, cut[:10])

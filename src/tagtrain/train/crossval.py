@@ -79,11 +79,14 @@ def cross_validate(
     index ``0..k-1`` of each example, ``targets`` theirs (``(N,)`` or ``(N, K)``);
     ``on_fold(done, k, fit)`` after each fold, with the head its validation fold judged."""
     k = int(folds.max()) + 1
+    if k < 3:  # a fold each for testing and choosing, at least one to train on
+        raise ValueError(f"cross-validating a head needs at least 3 folds, got {k}")
     n, n_out = folds.size, len(head.classes)
     probs = np.zeros((n, n_out))
     cut = np.zeros((n, n_out))
     chosen: list[float] = []
-    out = CrossValidation(Scores(np.arange(n), probs, SINGLE_LABEL_THRESHOLDS), 0.0)
+    curve: list[dict[str, Any]] = []
+    summaries: list[dict[str, Any]] = []
     for f in range(k):
         test, val = np.flatnonzero(folds == f), np.flatnonzero(folds == (f + 1) % k)
         rest = np.flatnonzero(folds != f)
@@ -101,8 +104,8 @@ def cross_validate(
         cut[test] = _fold_thresholds(head, judged, plain_rows(val))
         chosen.append(judged.c)
         if f == 0:
-            out.curve = [row | {"c": judged.c, "fold": 1} for row in judged.curve]
-        out.folds.append(
+            curve = [row | {"c": judged.c, "fold": 1} for row in judged.curve]
+        summaries.append(
             {
                 "fold": f + 1,
                 "images": int(test.size),
@@ -111,11 +114,12 @@ def cross_validate(
             }
         )
         on_fold(f + 1, k, judged)
-    out.c = _most_chosen(chosen)
     if head.task == "multi_label":
         thresholds = multi_label_thresholds(head.classes, targets, probs)
-        out.scores = Scores(np.arange(n), probs, thresholds, cut)
-    return out
+        scores = Scores(np.arange(n), probs, thresholds, cut)
+    else:
+        scores = Scores(np.arange(n), probs, SINGLE_LABEL_THRESHOLDS)
+    return CrossValidation(scores, _most_chosen(chosen), curve, summaries)
 
 
 def fit_all(view_rows: tuple[Array, Array, Array], head: HeadSettings, c: float) -> HeadFit:

@@ -264,8 +264,9 @@ class _Run:
         self.selection["evaluation"] = {
             "method": "cross-validation",
             "folds": k,
-            "why": f"{self.n} images (at most {self.config.cv_max_images}): every image is "
-            "scored by a model that did not train on it, and the shipped model trains on all",
+            "why": f"datasets of up to {self.config.cv_max_images} images are cross-validated "
+            f"({self.n} here): every image is scored by a model that did not train on it, and "
+            "the shipped model trains on all of them",
         }
         if any(idx.size == 0 for idx in self.index.values()):
             raise BadInput(
@@ -396,8 +397,9 @@ class _Run:
         if self.cross_validating:
             self.selection["finetune"] = {
                 "ran": False,
-                "why": f"{self.n} images are too few to tell whether fine-tuning helps "
-                f"(a validation split of at least {cfg.finetune_min_val_images} is needed)",
+                "why": "cross-validated datasets are trained head-only: telling whether "
+                f"fine-tuning helps takes a validation split of {cfg.finetune_min_val_images} "
+                "images or more",
             }
             return
         n_val = int(self.index["val"].size)
