@@ -3,7 +3,7 @@
 
 The pages are rendered here from the store; the ES modules in ``static/`` add what must be live:
 the job's Server-Sent Events, the curves (inline SVG) and the try-it box. Figures come from the
-version's test-split report (:func:`tagtrain.package.metrics.report`), read by
+version's report on images its models did not train on (:func:`tagtrain.package.metrics.report`), read by
 :mod:`tagtrain.server.report_view`.
 """
 
@@ -59,6 +59,12 @@ class VersionRow:
     @property
     def figures(self) -> list[Figure]:
         return figures(self.metrics)
+
+    @property
+    def cross_validated(self) -> bool:
+        """Whether the figures are cross-validated over every image (else a held-out test)."""
+        evaluation = (self.report.get("selection") or {}).get("evaluation") or {}
+        return bool(evaluation.get("method") == "cross-validation")
 
 
 @dataclass(frozen=True)
