@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tagtrain.agent.frame_push import FramePush
+from tagtrain.agent.live_frames import LiveFrames
 from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.services import Frame, Services
 from tagtrain.errors import NotFound, Unavailable
@@ -59,7 +60,7 @@ class Server:
 
 def test_sends_each_new_frame_once_and_only_while_watched() -> None:
     camera, server = TickingCamera(), Server()
-    push = FramePush(Services(ModelSlot(), camera, VisionConfig(n=1)), server.post)
+    push = FramePush(LiveFrames(Services(ModelSlot(), camera, VisionConfig(n=1))), server.post)
     assert push.push_once() == 1  # push_once itself does not look at the flag: the thread does
     assert push.push_once() == 0  # the same frame is not sent twice
     camera.tick()
@@ -84,7 +85,7 @@ def test_sends_each_new_frame_once_and_only_while_watched() -> None:
 
 def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixture) -> None:
     camera, server = TickingCamera(), Server()
-    push = FramePush(Services(ModelSlot(), camera, VisionConfig()), server.post, fps=50)
+    push = FramePush(LiveFrames(Services(ModelSlot(), camera, VisionConfig())), server.post, fps=50)
     server.down = True
     caplog.set_level(logging.INFO, logger="tagtrain.agent")
     push.live = True
@@ -102,3 +103,30 @@ def test_an_outage_is_logged_once_and_its_end_once(caplog: pytest.LogCaptureFixt
     assert len(warnings) == 1, warnings
     assert "cannot send live frames to the server" in warnings[0]
     assert sum("reach the server again" in r.message for r in caplog.records) == 1
+
+
+def test_viewers_and_the_relay_share_one_encoding_per_frame() -> None:
+    """Four viewers of the local stream and the relay to the server read each frame's annotated
+    JPEG from one LiveFrames: it is encoded once per new frame, not once per reader."""
+    camera, server = TickingCamera(), Server()
+    live = LiveFrames(Services(ModelSlot(), camera, VisionConfig(n=1)))
+    push = FramePush(live, server.post)
+    results: list[bytes] = []
+
+    def viewer() -> None:
+        latest = live.latest("door")
+        assert latest is not None
+        results.append(latest[1])
+
+    for _round in range(3):
+        viewers = [threading.Thread(target=viewer) for _ in range(4)]
+        for t in viewers:
+            t.start()
+        assert push.push_once() == 1
+        for t in viewers:
+            t.join()
+        camera.tick()
+    assert live.encoded == 3  # without sharing: 15
+    assert len(results) == 12 and len(server.frames) == 3
+    assert all(jpeg in results for _, jpeg in server.frames)
+    assert live.latest("nowhere") is None  # a camera that is gone: nothing to show

@@ -67,7 +67,7 @@ class ConnectedAgent:
         )
         self.machine.stream_url = advertised_url(options.server, self.machine.http)
         self.sync = CaptureSync(self.queue, self.link)
-        self.push = FramePush(self.machine.services, self.link.post_frame)
+        self.push = FramePush(self.machine.live, self.link.post_frame)
         self._stop = threading.Event()
         self._problem: str | None = None
 

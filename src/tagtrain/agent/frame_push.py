@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from tagtrain.agent.services import Services
-from tagtrain.agent.stream import annotate
+from tagtrain.agent.live_frames import LiveFrames
 from tagtrain.errors import TagtrainError
 
 log = logging.getLogger("tagtrain.agent")
@@ -30,8 +29,8 @@ PostFrame = Callable[[str, bytes], None]
 
 
 class FramePush:
-    def __init__(self, services: Services, post: PostFrame, *, fps: float = PUSH_FPS) -> None:
-        self.services = services
+    def __init__(self, live: LiveFrames, post: PostFrame, *, fps: float = PUSH_FPS) -> None:
+        self.live_frames = live
         self._post = post
         self._period = 1.0 / fps
         self._live = threading.Event()
@@ -76,16 +75,12 @@ class FramePush:
         """Send the new frame of every camera that has one; how many were sent. Raises the
         error that stopped it (the cameras after it wait for the next round)."""
         sent = 0
-        for camera in self.services.frames.names():
-            try:
-                frame = self.services.frames.latest(camera)
-            except TagtrainError:
-                continue  # no frame yet, or the camera went with a new config
-            if self._sent.get(camera) == frame.at:
+        for camera in self.live_frames.services.frames.names():
+            latest = self.live_frames.latest(camera)
+            if latest is None or self._sent.get(camera) == latest[0]:
                 continue
-            shown = self.services.floor(frame.classifications, self.services.vision.n)
-            self._post(camera, annotate(frame, shown))
-            self._sent[camera] = frame.at
+            self._post(camera, latest[1])
+            self._sent[camera] = latest[0]
             sent += 1
         self.frames_sent += sent
         return sent

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from tagtrain.agent.live_frames import LiveFrames
 from tagtrain.agent.services import Services
 from tagtrain.agent.stream import MEDIA_TYPE, mjpeg
 from tagtrain.errors import NotFound, TagtrainError
@@ -33,11 +34,14 @@ def create_agent_app(
     status: Callable[[], AgentStatus],
     *,
     closing: threading.Event | None = None,
+    live: LiveFrames | None = None,
 ) -> FastAPI:
     """The app; set ``closing`` before stopping its server, so that the endless live streams end
-    (the server waits for open responses before it stops)."""
+    (the server waits for open responses before it stops). ``live``: the annotated frames its
+    streams show, shared with whoever else shows them (else its own)."""
     app = FastAPI(title="tagtrain agent", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
+    app.state.live = live or LiveFrames(services)
     app.state.status = status
     app.state.closing = closing or threading.Event()
     app.add_exception_handler(TagtrainError, _error)  # type: ignore[arg-type]
@@ -141,7 +145,7 @@ def stream(request: Request, camera: str) -> StreamingResponse:
         known = ", ".join(services.frames.names()) or "none"
         raise NotFound(f"this machine has no camera named {camera!r} (it has: {known})")
     return StreamingResponse(
-        mjpeg(services, camera, request.app.state.closing), media_type=MEDIA_TYPE
+        mjpeg(request.app.state.live, camera, request.app.state.closing), media_type=MEDIA_TYPE
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from tagtrain.agent.camera_loop import CameraHub, CameraLoop, OnCapture
 from tagtrain.agent.http_api import create_agent_app
+from tagtrain.agent.live_frames import LiveFrames
 from tagtrain.agent.local_server import LocalServer
 from tagtrain.agent.model_slot import ModelSlot
 from tagtrain.agent.services import Services
@@ -35,7 +36,8 @@ class Machine:
         self.services = Services(slot, self.hub, self.config.vision)
         self._on_capture = on_capture
         self._closing = threading.Event()  # ends the live streams, which would hold up stop()
-        app = create_agent_app(self.services, self.status, closing=self._closing)
+        self.live = LiveFrames(self.services)  # the local stream's and the relay's frames
+        app = create_agent_app(self.services, self.status, closing=self._closing, live=self.live)
         self.http = LocalServer(app, listen)
         self._viam_address = viam_grpc
         self.viam: Any = None
