@@ -14,7 +14,7 @@ The stages, each in its own module:
    several are configured), judged on validation, then refitted on train + validation;
    cross-validated, each fold's head chosen and scored the same way without its test fold, then
    the shipped head fitted on every image.
-6. **finetune** (:mod:`.finetune`, held out only): if allowed, if the validation split is big
+6. **finetune** (:mod:`.finetune_stage`, held out only): if allowed, if the validation split is big
    enough to judge it and if the time budget left covers it; kept only if clearly better on
    validation.
 7. **evaluate** (:mod:`.evaluate`): the test split, touched here for the first time, through the
@@ -28,7 +28,6 @@ golden inputs and compares with the cached-feature path.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,12 +56,7 @@ from tagtrain.train.examples import (
     encode,
 )
 from tagtrain.train.features import FeatureNet, Task, fused_copy
-from tagtrain.train.finetune import (
-    FinetuneSettings,
-    clearly_better,
-    finetune,
-    seconds_per_epoch,
-)
+from tagtrain.train.finetune_stage import run_stage
 from tagtrain.train.groups import group_ids, phash
 from tagtrain.train.head import HeadFit, fit_head, select_head
 from tagtrain.train.images import SnapshotImages
@@ -390,79 +384,30 @@ class _Run:
         self.selection["chosen"] = "head"
 
     def maybe_finetune(self) -> None:
-        cfg = self.config
-        if not cfg.finetune:
-            self.selection["finetune"] = {"ran": False, "why": "turned off in the settings"}
-            return
         if self.cross_validating:
             self.selection["finetune"] = {
                 "ran": False,
                 "why": "cross-validated datasets are trained head-only: telling whether "
-                f"fine-tuning helps takes a validation split of {cfg.finetune_min_val_images} "
-                "images or more",
+                "fine-tuning helps takes a validation split of "
+                f"{self.config.finetune_min_val_images} images or more",
             }
             return
-        n_val = int(self.index["val"].size)
-        if n_val < cfg.finetune_min_val_images:
-            self.selection["finetune"] = {
-                "ran": False,
-                "why": f"the validation split ({n_val} images) is too small to tell whether "
-                f"fine-tuning helps (at least {cfg.finetune_min_val_images} needed)",
-            }
-            return
-        train_keys = self.rows.view_keys(self.fit_idx)
-        val_keys = self.rows.plain_keys(self.index["val"])
-        trunks = self.rows.trunks(train_keys)
-        val_trunks = self.rows.trunks(val_keys)
-        if trunks is None or val_trunks is None:
-            self.selection["finetune"] = {"ran": False, "why": "trunk outputs missing in cache"}
-            return
-        epoch_s = seconds_per_epoch(self.net, self.val_head, trunks, cfg.batch_size)
-        epoch_s += epoch_s * len(val_keys) / max(1, len(train_keys)) / 3  # validation pass
-        left = cfg.time_budget_s - (time.monotonic() - self.started) - EVALUATE_RESERVE_S
-        epochs = min(cfg.finetune_epochs, math.floor(left / epoch_s))
-        if epochs < cfg.finetune_min_epochs:
-            self.selection["finetune"] = {
-                "ran": False,
-                "why": f"time budget: {max(left, 0):.1f} s left, {epoch_s:.1f} s per epoch",
-            }
-            return
-        _, y, w = self.rows.view_rows(self.fit_idx)
-        settings = FinetuneSettings(
-            epochs=epochs,
-            lr=cfg.finetune_lr,
-            head_lr=cfg.finetune_head_lr,
-            weight_decay=cfg.finetune_weight_decay,
-            batch_size=cfg.batch_size,
-            label_smoothing=cfg.label_smoothing,
-            seed=cfg.seed,
-        )
-
-        def on_batch(step: int, total: int, loss: float) -> None:
-            self.progress.step("finetune", step, total, loss=loss)
-
-        fit = finetune(
+        spent = time.monotonic() - self.started
+        outcome = run_stage(
             self.net,
-            self.val_head,
-            (trunks, y, w),
-            (val_trunks, self.rows.plain_rows(self.index["val"])[1]),
+            self.head_fit,
+            self.rows,
+            (self.fit_idx, self.index["val"]),
             task=self.task,
-            settings=settings,
-            on_batch=on_batch,
+            config=self.config,
+            seconds_left=self.config.time_budget_s - spent - EVALUATE_RESERVE_S,
+            progress=self.progress,
         )
-        self.curves += fit.curve
-        better = clearly_better(fit, self.head_fit.val_metric, self.head_fit.val_loss, n_val)
-        self.selection["finetune"] = {
-            "ran": True,
-            "epochs": epochs,
-            "best_epoch": fit.epoch,
-            "val_metric": fit.val_metric,
-            "val_loss": fit.val_loss,
-            "kept": better,
-        }
-        if better:
-            self.final_net, self.final_head = fit.net, fit.head
-            self.val_head = fit.head
+        self.selection["finetune"] = outcome.selection
+        self.curves += outcome.curve
+        if outcome.kept is not None:
+            self.final_net, self.final_head = outcome.kept.net, outcome.kept.head
+            self.val_head = outcome.kept.head
             self.selection["chosen"] = "finetune"
 
     def result(self, warnings: list[str]) -> TrainResult:
