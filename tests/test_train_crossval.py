@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from tagtrain.train.crossval import HeadSettings, cross_validate, fit_all
+from tagtrain.train.crossval import cross_validate
+from tagtrain.train.head import HeadSettings
 from tagtrain.train.splits import stratified_folds
 
 Array = NDArray[Any]
@@ -79,7 +80,7 @@ def test_multi_label_cuts_each_fold_at_its_own_thresholds() -> None:
     again, _, _ = _run(x, changed, folds, "multi_label")
     np.testing.assert_array_equal(again.scores.cut[folds == 0], cut[folds == 0])
     np.testing.assert_array_equal(again.scores.probs[folds == 0], cv.scores.probs[folds == 0])
-    final = fit_all(view_rows(np.arange(150)), settings, cv.c)
+    final = settings.fit(view_rows(np.arange(150)), cv.c)
     assert final.head.weight.shape == (3, 16)
 
 

@@ -35,7 +35,7 @@ from tagtrain.train.evaluate import (
     multi_label_thresholds,
     probabilities,
 )
-from tagtrain.train.head import HeadFit, Task, fit_head, select_head
+from tagtrain.train.head import HeadFit, HeadSettings, Task
 
 Array = NDArray[Any]
 Index = NDArray[np.int64]
@@ -43,16 +43,6 @@ Index = NDArray[np.int64]
 #: ``plain_rows(idx)``: features and targets of their plain views.
 ViewRows = Callable[[Index], tuple[Array, Array, Array]]
 PlainRows = Callable[[Index], tuple[Array, Array]]
-
-
-@dataclass(frozen=True)
-class HeadSettings:
-    """What :func:`tagtrain.train.head.fit_head` needs beside the data."""
-
-    task: Task
-    classes: tuple[str, ...]
-    grid: tuple[float, ...]
-    label_smoothing: float
 
 
 @dataclass
@@ -83,25 +73,20 @@ def cross_validate(
         raise ValueError(f"cross-validating a head needs at least 3 folds, got {k}")
     n, n_out = folds.size, len(head.classes)
     probs = np.zeros((n, n_out))
-    cut = np.zeros((n, n_out))
+    cut = np.zeros((n, n_out))  # multi-label: the thresholds each example's fold chose
     chosen: list[float] = []
     curve: list[dict[str, Any]] = []
     summaries: list[dict[str, Any]] = []
     for f in range(k):
         test, val = np.flatnonzero(folds == f), np.flatnonzero(folds == (f + 1) % k)
         rest = np.flatnonzero(folds != f)
-        train = np.setdiff1d(rest, val)
-        judged = select_head(
-            view_rows(train),
-            plain_rows(val),
-            task=head.task,
-            n_out=n_out,
-            label_smoothing=head.label_smoothing,
-            grid=head.grid,
-        )
-        refit = _fit(view_rows(rest), head, judged.c, judged)
+        val_rows = plain_rows(val)
+        judged = head.select(view_rows(np.setdiff1d(rest, val)), val_rows)
+        refit = head.fit(view_rows(rest), judged.c, init=judged)
         probs[test] = _probabilities(refit, plain_rows(test)[0], head.task)
-        cut[test] = _fold_thresholds(head, judged, plain_rows(val))
+        if head.task == "multi_label":
+            val_probs = _probabilities(judged, val_rows[0], head.task)
+            cut[test] = metrics.best_f1_thresholds(val_rows[1], val_probs)
         chosen.append(judged.c)
         if f == 0:
             curve = [row | {"c": judged.c, "fold": 1} for row in judged.curve]
@@ -120,32 +105,6 @@ def cross_validate(
     else:
         scores = Scores(np.arange(n), probs, SINGLE_LABEL_THRESHOLDS)
     return CrossValidation(scores, _most_chosen(chosen), curve, summaries)
-
-
-def fit_all(view_rows: tuple[Array, Array, Array], head: HeadSettings, c: float) -> HeadFit:
-    """The shipped model's head: every view of every example, strength ``c``."""
-    return _fit(view_rows, head, c, None)
-
-
-def _fit(
-    rows: tuple[Array, Array, Array], head: HeadSettings, c: float, init: HeadFit | None
-) -> HeadFit:
-    return fit_head(
-        *rows,
-        task=head.task,
-        n_out=len(head.classes),
-        c=c,
-        label_smoothing=head.label_smoothing,
-        init=None if init is None else init.head,
-    )
-
-
-def _fold_thresholds(head: HeadSettings, judged: HeadFit, val: tuple[Array, Array]) -> Array:
-    """``(K,)`` thresholds the fold chose on its validation fold (single-label: unused)."""
-    if head.task != "multi_label":
-        return np.zeros(len(head.classes))
-    val_probs = _probabilities(judged, val[0], head.task)
-    return metrics.best_f1_thresholds(val[1], val_probs)
 
 
 def _probabilities(fit: HeadFit, x: Array, task: Task) -> Array:

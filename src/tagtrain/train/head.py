@@ -213,6 +213,47 @@ def select_head(
     return best
 
 
+@dataclass(frozen=True)
+class HeadSettings:
+    """One training's head: its task, output labels, strength grid and label smoothing, so
+    that every fit of it (held out, each fold, the shipped one) is made the same way."""
+
+    task: Task
+    classes: tuple[str, ...]
+    grid: tuple[float, ...]
+    label_smoothing: float
+
+    def select(
+        self,
+        train: tuple[Array, Array, Array],
+        val: tuple[Array, Array],
+        on_fit: Callable[[int, int, HeadFit], None] | None = None,
+    ) -> HeadFit:
+        """:func:`select_head` over the grid."""
+        return select_head(
+            train,
+            val,
+            task=self.task,
+            n_out=len(self.classes),
+            label_smoothing=self.label_smoothing,
+            grid=self.grid,
+            on_fit=on_fit,
+        )
+
+    def fit(
+        self, rows: tuple[Array, Array, Array], c: float, init: HeadFit | None = None
+    ) -> HeadFit:
+        """:func:`fit_head` at strength ``c``, warm-started from ``init`` if given."""
+        return fit_head(
+            *rows,
+            task=self.task,
+            n_out=len(self.classes),
+            c=c,
+            label_smoothing=self.label_smoothing,
+            init=None if init is None else init.head,
+        )
+
+
 def _better(a: HeadFit, b: HeadFit) -> bool:
     am, bm = a.val_metric or 0.0, b.val_metric or 0.0
     if not math.isclose(am, bm, abs_tol=1e-12):

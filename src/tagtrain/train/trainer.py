@@ -44,7 +44,7 @@ from tagtrain.media import model_input
 from tagtrain.train.augment import make_view
 from tagtrain.train.backbone import get_backbone
 from tagtrain.train.config import TrainConfig
-from tagtrain.train.crossval import HeadSettings, cross_validate, fit_all
+from tagtrain.train.crossval import cross_validate
 from tagtrain.train.embeddings import EmbeddingCache, ViewKey, run_batches
 from tagtrain.train.evaluate import Scores, evaluate, holdout_scores
 from tagtrain.train.examples import (
@@ -58,7 +58,7 @@ from tagtrain.train.examples import (
 from tagtrain.train.features import FeatureNet, Task, fused_copy
 from tagtrain.train.finetune_stage import run_stage
 from tagtrain.train.groups import group_ids, phash
-from tagtrain.train.head import HeadFit, fit_head, select_head
+from tagtrain.train.head import HeadFit, HeadSettings
 from tagtrain.train.images import SnapshotImages
 from tagtrain.train.progress import Progress, ProgressEvent
 from tagtrain.train.rows import FeatureRows
@@ -239,10 +239,10 @@ class _Run:
     def _split_holdout(self, labels: Array, groups: NDArray[np.int64]) -> None:
         self.assignment = stratified_split(labels, groups, self.config.fractions, self.config.seed)
         self.index = {s: np.flatnonzero(self.assignment == k) for k, s in enumerate(SPLITS)}
-        self.fit_idx, self.check_idx = self.index["train"], self.index["test"]
+        self.fit_idx = self.index["train"]
         self.selection["evaluation"] = {
             "method": "holdout",
-            "test_images": int(self.check_idx.size),
+            "test_images": int(self.index["test"].size),
         }
         require_spread(
             self.data.classes,
@@ -277,11 +277,13 @@ class _Run:
         rng = np.random.default_rng(self.config.seed)
         k = min(self.config.calibration_images, self.fit_idx.size)
         self.calibration_idx = np.sort(rng.choice(self.fit_idx, size=k, replace=False))
-        if self.cross_validating:
-            size = max(self.config.golden_images, round(self.config.test_fraction * self.n))
-            others = rng.permutation(np.setdiff1d(self.fit_idx, self.calibration_idx))
-            top_up = rng.permutation(self.calibration_idx)
-            self.check_idx = np.sort(np.concatenate([others, top_up])[:size])
+        if not self.cross_validating:
+            self.check_idx = self.index["test"]
+            return
+        size = max(self.config.golden_images, round(self.config.test_fraction * self.n))
+        others = rng.permutation(np.setdiff1d(self.fit_idx, self.calibration_idx))
+        top_up = rng.permutation(self.calibration_idx)
+        self.check_idx = np.sort(np.concatenate([others, top_up])[:size])
 
     def augmented_views(self) -> None:
         views = range(1, self.config.views)
@@ -312,38 +314,27 @@ class _Run:
         self.progress.step("features", total, total, message="augmented views done")
 
     def fit_head(self) -> None:
+        self.head = HeadSettings(
+            self.task, self.data.classes, self.config.head_c, self.config.head_label_smoothing
+        )
         if self.cross_validating:
             self._cross_validate()
             return
         train, val = self.rows.view_rows(self.fit_idx), self.rows.plain_rows(self.index["val"])
-        n_out = len(self.data.classes)
 
         def on_fit(i: int, total: int, fit: HeadFit) -> None:
             self.progress.step("head", i, total, loss=fit.val_loss, metric=fit.val_metric)
 
-        best = select_head(
-            train,
-            val,
-            task=self.task,
-            n_out=n_out,
-            label_smoothing=self.config.head_label_smoothing,
-            grid=self.config.head_c,
-            on_fit=on_fit,
-        )
+        best = self.head.select(train, val, on_fit)
         self.curves += [row | {"c": best.c} for row in best.curve]
         self.head_fit = best
         self.val_head = best.head  # trained on train only: what validation judges
-        both = tuple(
-            np.concatenate([a, b]) for a, b in zip(train, (*val, np.ones(len(val[1]))), strict=True)
+        both = (
+            np.concatenate([train[0], val[0]]),
+            np.concatenate([train[1], val[1]]),
+            np.concatenate([train[2], np.ones(len(val[1]))]),  # plain views weigh 1
         )
-        final = fit_head(
-            *both,
-            task=self.task,
-            n_out=n_out,
-            c=best.c,
-            label_smoothing=self.config.head_label_smoothing,
-        )
-        self.final_net, self.final_head = self.net, final.head
+        self.final_net, self.final_head = self.net, self.head.fit(both, best.c).head
         self.selection["head"] = {
             "c": best.c,
             "val_metric": best.val_metric,
@@ -353,10 +344,6 @@ class _Run:
         self.selection["chosen"] = "head"
 
     def _cross_validate(self) -> None:
-        settings = HeadSettings(
-            self.task, self.data.classes, self.config.head_c, self.config.head_label_smoothing
-        )
-
         def on_fold(done: int, total: int, fit: HeadFit) -> None:
             self.progress.step(
                 "head",
@@ -372,10 +359,10 @@ class _Run:
             np.asarray(self.data.targets),
             view_rows=self.rows.view_rows,
             plain_rows=self.rows.plain_rows,
-            head=settings,
+            head=self.head,
             on_fold=on_fold,
         )
-        final = fit_all(self.rows.view_rows(self.fit_idx), settings, cv.c)
+        final = self.head.fit(self.rows.view_rows(self.fit_idx), cv.c)
         self.progress.step("head", len(cv.folds) + 1, len(cv.folds) + 1, message="final head")
         self.curves += cv.curve
         self.cv_scores = cv.scores
