@@ -75,7 +75,7 @@ class FramePush:
         """Send the new frame of every camera that has one; how many were sent. Raises the
         error that stopped it (the cameras after it wait for the next round)."""
         sent = 0
-        for camera in self.live_frames.services.frames.names():
+        for camera in self.live_frames.cameras():
             latest = self.live_frames.latest(camera)
             if latest is None or self._sent.get(camera) == latest[0]:
                 continue

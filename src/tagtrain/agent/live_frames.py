@@ -42,6 +42,17 @@ class LiveFrames:
         self._last: dict[str, tuple[datetime, bytes]] = {}
         self.encoded = 0  # how many frames were encoded (the tests count sharing by it)
 
+    def cameras(self) -> list[str]:
+        return self.services.frames.names()
+
+    def frame_at(self, camera: str) -> datetime | None:
+        """When ``camera``'s newest frame was taken (None while it has none): cheap, so a
+        viewer can poll it and ask :meth:`latest` only for a new frame."""
+        try:
+            return self.services.frames.latest(camera).at
+        except TagtrainError:
+            return None
+
     def latest(self, camera: str) -> tuple[datetime, bytes] | None:
         """(time of the frame, annotated JPEG) of ``camera``'s newest frame; None while it has
         none (no frame yet, or the camera went with a new config)."""

@@ -22,10 +22,12 @@ async def mjpeg(live: LiveFrames, camera: str, closing: threading.Event) -> Asyn
     goes)."""
     shown_at = None
     while not closing.is_set():
-        latest = await asyncio.to_thread(live.latest, camera)
-        if latest is not None and latest[0] != shown_at:
-            shown_at, jpeg = latest
-            yield _part(jpeg)
+        at = live.frame_at(camera)
+        if at is not None and at != shown_at:  # a worker thread only for a new frame
+            latest = await asyncio.to_thread(live.latest, camera)
+            if latest is not None:
+                shown_at, jpeg = latest
+                yield _part(jpeg)
         await asyncio.sleep(1.0 / STREAM_FPS)
 
 
