@@ -237,8 +237,8 @@ class _Run:
         self.images.retain(set(self.check_idx.tolist()) | set(self.calibration_idx.tolist()))
 
     def _split_holdout(self, labels: Array, groups: NDArray[np.int64]) -> None:
-        self.assignment = stratified_split(labels, groups, self.config.fractions, self.config.seed)
-        self.index = {s: np.flatnonzero(self.assignment == k) for k, s in enumerate(SPLITS)}
+        assignment = stratified_split(labels, groups, self.config.fractions, self.config.seed)
+        self.index = {s: np.flatnonzero(assignment == k) for k, s in enumerate(SPLITS)}
         self.fit_idx = self.index["train"]
         self.selection["evaluation"] = {
             "method": "holdout",
@@ -246,7 +246,7 @@ class _Run:
         }
         require_spread(
             self.data.classes,
-            [labels[self.assignment == s] for s in (TRAIN, VAL)],
+            [labels[assignment == s] for s in (TRAIN, VAL)],
             "training and validation",
         )
 
