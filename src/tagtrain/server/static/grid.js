@@ -9,6 +9,10 @@ import { showError, toast } from "./toast.js";
 
 const PAGE = 120;
 const AHEAD = 1500; // px below the viewport at which the next page starts loading
+// px around the viewport within which a thumbnail loads. Our own observer rather than
+// loading="lazy", whose distance Chromium scales with its guess of the network's speed (from
+// ~1250 px to several screens on a busy machine), so a page's thumbnails all loaded at once.
+const THUMB_AHEAD = 800;
 
 export class Grid {
   constructor({ grid, sentinel, status, onSelect = () => {}, onLoaded = () => {} }) {
@@ -25,6 +29,9 @@ export class Grid {
       { rootMargin: `0px 0px ${AHEAD}px 0px` },
     );
     io.observe(sentinel);
+    this.thumbs = new IntersectionObserver((es) => this.showThumbs(es), {
+      rootMargin: `${THUMB_AHEAD}px 0px`,
+    });
     grid.addEventListener("click", (e) => this.click(e));
   }
 
@@ -38,6 +45,7 @@ export class Grid {
     this.loading = false;
     this.tiles = [];
     this.byId.clear();
+    this.thumbs.disconnect();
     this.grid.replaceChildren();
     this.clearSelection();
     return this.more();
@@ -98,12 +106,12 @@ export class Grid {
     link.className = "thumb";
     link.href = `/images/${item.id}${this.linkQuery ? `?${this.linkQuery}` : ""}`;
     const img = document.createElement("img");
-    img.loading = "lazy";
     img.decoding = "async";
     img.width = 256;
     img.height = 256;
     img.alt = item.original_name || `image ${item.id}`;
-    img.src = item.thumbnail_url;
+    img.dataset.src = item.thumbnail_url; // set as src when it comes near (showThumbs)
+    this.thumbs.observe(img);
     img.addEventListener("error", () => el.classList.add("broken"), { once: true });
     link.append(img);
     const pick = document.createElement("input");
@@ -115,6 +123,14 @@ export class Grid {
     el.append(link, pick, tags);
     this.showTags(el, item.tags);
     return el;
+  }
+
+  showThumbs(entries) {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      e.target.src = e.target.dataset.src;
+      this.thumbs.unobserve(e.target);
+    }
   }
 
   showTags(el, tags) {
